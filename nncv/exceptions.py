@@ -1,0 +1,31 @@
+"""Exceptions raised by nncv. Every error derives from :class:`NncvError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "DivergedError",
+    "NncvError",
+    "SearchError",
+    "StopTraining",
+]
+
+
+class NncvError(Exception):
+    """Root of every error nncv raises on purpose; catch it to catch them all."""
+
+
+class DivergedError(NncvError, FloatingPointError):
+    """Training produced a NaN or infinite loss (learning rate too high, for example)."""
+
+
+class ArtifactError(NncvError, ValueError):
+    """A saved model could not be written or read: tampered, truncated or unsupported."""
+
+
+class SearchError(NncvError, ValueError):
+    """A search space, study or storage is inconsistent with the request."""
+
+
+class StopTraining(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by an epoch callback to end training cleanly after the current epoch."""
