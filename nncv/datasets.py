@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     return loader()
 
 
-def read_table(path: str | Path, target: str) -> tuple["pd.DataFrame", "pd.Series"]:  # noqa: F821
+def read_table(path: str | Path, target: str) -> tuple[Any, Any]:
     """Read a CSV or Parquet file and split off the ``target`` column.
 
     Parameters

@@ -1,0 +1,142 @@
+"""Fold splits and per-fold seeds: what makes a cross-validation reproducible.
+
+Private helper of :mod:`nncv.cv`. Splits are computed once, in the calling process,
+before any work is sent out, and every fold's seed depends only on
+``(random_state, fold)``; so a fold trains the same way in whichever process runs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv
+from sklearn.utils.multiclass import type_of_target
+
+from nncv.exceptions import NncvError
+
+__all__ = ["CVSetupError", "base_seed", "fold_seed", "make_splits", "seed_estimator"]
+
+
+class CVSetupError(NncvError, ValueError):
+    """The data, the splitter or the weights given to a cross-validation do not fit."""
+
+
+def base_seed(random_state: int | np.random.Generator | np.random.RandomState | None) -> int:
+    """One non-negative integer from which every fold's seed and the shuffling derive.
+
+    An ``int`` is used as is; a generator or ``RandomState`` is drawn from once; ``None``
+    draws fresh OS entropy (so two calls differ, but the folds of one call stay
+    consistent with each other).
+
+    Examples
+    --------
+    >>> base_seed(7)
+    7
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(random_state, (bool, np.bool_)):
+        raise CVSetupError(f"random_state must be an int, a generator or None, not {random_state}")
+    if isinstance(random_state, (int, np.integer)):
+        if random_state < 0:
+            raise CVSetupError(f"random_state must be >= 0, got {random_state}")
+        return int(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    raise CVSetupError(
+        "random_state must be an int, a numpy Generator/RandomState or None, "
+        f"got {type(random_state).__name__}"
+    )
+
+
+def fold_seed(base: int, fold: int) -> int:
+    """The seed of fold ``fold``: ``SeedSequence([base, fold]).generate_state(1)[0]``.
+
+    Examples
+    --------
+    >>> fold_seed(0, 1) == fold_seed(0, 1) != fold_seed(0, 2)
+    True
+    """
+    return int(np.random.SeedSequence([base, fold]).generate_state(1)[0])
+
+
+def seed_estimator(estimator: Any, seed: int) -> list[str]:
+    """Give every ``random_state`` parameter left at ``None`` the value ``seed``, in place.
+
+    Parameters set by the user are kept. Returns the names of the parameters set.
+
+    Examples
+    --------
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> net = MLPClassifier()
+    >>> seed_estimator(net, 3), net.random_state
+    (['random_state'], 3)
+    """
+    params = estimator.get_params(deep=True)
+    unset = [
+        name
+        for name, value in params.items()
+        if (name == "random_state" or name.endswith("__random_state")) and value is None
+    ]
+    if unset:
+        estimator.set_params(**dict.fromkeys(unset, seed))
+    return unset
+
+
+def make_splits(
+    cv: Any,
+    X: Any,
+    y: Any,
+    *,
+    estimator: Any,
+    groups: Any = None,
+    shuffle_seed: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Compute every fold's ``(train, test)`` row indices once.
+
+    ``cv`` as an int gives ``StratifiedKFold`` for a classifier with a binary or
+    multiclass target and ``KFold`` otherwise, both shuffled with ``shuffle_seed``;
+    any scikit-learn splitter or iterable of ``(train, test)`` pairs is used as given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X, y = np.zeros((10, 1)), np.array([0, 1] * 5)
+    >>> splits = make_splits(2, X, y, estimator=LogisticRegression(), shuffle_seed=0)
+    >>> [len(test) for _, test in splits]
+    [5, 5]
+    """
+    if isinstance(cv, (bool, np.bool_)):
+        raise CVSetupError(f"cv must be an int >= 2 or a splitter, got {cv!r}")
+    if isinstance(cv, (int, np.integer)):
+        if cv < 2:
+            raise CVSetupError(f"cv must be at least 2 folds, got {cv}")
+        target_type = type_of_target(y)
+        if is_classifier(estimator) and target_type in ("binary", "multiclass"):
+            splitter: Any = StratifiedKFold(int(cv), shuffle=True, random_state=shuffle_seed)
+        else:
+            splitter = KFold(int(cv), shuffle=True, random_state=shuffle_seed)
+    else:
+        try:
+            splitter = check_cv(cv, y, classifier=is_classifier(estimator))
+        except (TypeError, ValueError) as error:
+            raise CVSetupError(f"cv must be an int >= 2 or a splitter: {error}") from error
+    try:
+        splits = [
+            (np.asarray(train, dtype=np.intp), np.asarray(test, dtype=np.intp))
+            for train, test in splitter.split(X, y, groups)
+        ]
+    except ValueError as error:
+        raise CVSetupError(f"cannot split the data with {splitter!r}: {error}") from error
+    if not splits:
+        raise CVSetupError(f"{splitter!r} produced no folds")
+    for fold, (train, test) in enumerate(splits):
+        if len(train) == 0 or len(test) == 0:
+            raise CVSetupError(f"fold {fold} has an empty training or test set")
+    return splits
+

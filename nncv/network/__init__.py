@@ -1,0 +1,23 @@
+"""The scratch network: pure NumPy, knows nothing of scikit-learn, Optuna or pandas."""
+
+from nncv.network import activations, initializers, losses, metrics, optimizers, schedules
+from nncv.network.layers import Activation, Dense, Dropout
+from nncv.network.model import Network
+from nncv.network.training import Callback, EarlyStopping, EpochCallback, Trainer
+
+__all__ = [
+    "Activation",
+    "Callback",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "EpochCallback",
+    "Network",
+    "Trainer",
+    "activations",
+    "initializers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "schedules",
+]

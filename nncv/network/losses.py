@@ -1,0 +1,119 @@
+"""Output activation + loss pairs, fused so the backward pass is one subtraction.
+
+Every loss here is the mean over samples (weighted by ``sample_weight`` when given) of a
+per-sample loss; regularisation is added separately by the network. Targets ``y`` are always
+2-D arrays in the network's dtype: one-hot rows for the categorical loss, 0/1 columns for the
+binary loss, real values for MSE.
+
+``LOSSES[name]`` gives the loss object; each has
+
+* ``output(z)`` – the output activation, in place on the logits ``z``;
+* ``per_sample(p, y)`` – a 1-D array of per-sample losses;
+* ``gradient(p, y, scale)`` – the gradient with respect to the *logits*, written in place into
+  ``p``; ``scale`` is ``1/n`` or a column of ``w / sum(w)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nncv.network.activations import sigmoid
+
+__all__ = [
+    "LOSSES",
+    "BinaryCrossEntropy",
+    "CategoricalCrossEntropy",
+    "Loss",
+    "MeanSquaredError",
+    "mean_loss",
+]
+
+PROBABILITY_CLIP = 1e-7
+
+
+class Loss:
+    """Base class: an output activation fused with a loss."""
+
+    name: str = ""
+
+    def output(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def per_sample(self, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def gradient(self, p: np.ndarray, y: np.ndarray, scale) -> np.ndarray:
+        raise NotImplementedError
+
+
+class CategoricalCrossEntropy(Loss):
+    """Softmax output with categorical cross-entropy ``-log p[true class]``; gradient ``p - y``."""
+
+    name = "softmax_cross_entropy"
+
+    def output(self, z: np.ndarray) -> np.ndarray:
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def per_sample(self, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+        confidence = np.einsum("ij,ij->i", p, y)
+        np.clip(confidence, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP, out=confidence)
+        return -np.log(confidence, out=confidence)
+
+    def gradient(self, p: np.ndarray, y: np.ndarray, scale) -> np.ndarray:
+        p -= y
+        p *= scale
+        return p
+
+
+class BinaryCrossEntropy(Loss):
+    """Sigmoid outputs with binary cross-entropy averaged over outputs; gradient ``(p - y) / k``."""
+
+    name = "sigmoid_cross_entropy"
+
+    def output(self, z: np.ndarray) -> np.ndarray:
+        return sigmoid(z)
+
+    def per_sample(self, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+        clipped = np.clip(p, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+        losses = y * np.log(clipped) + (1 - y) * np.log1p(-clipped)
+        return -losses.mean(axis=1)
+
+    def gradient(self, p: np.ndarray, y: np.ndarray, scale) -> np.ndarray:
+        p -= y
+        p *= scale * (1.0 / p.shape[1])
+        return p
+
+
+class MeanSquaredError(Loss):
+    """Identity output with squared error averaged over outputs; gradient ``2 (p - y) / k``."""
+
+    name = "mse"
+
+    def output(self, z: np.ndarray) -> np.ndarray:
+        return z
+
+    def per_sample(self, p: np.ndarray, y: np.ndarray) -> np.ndarray:
+        difference = p - y
+        difference *= difference
+        return difference.mean(axis=1)
+
+    def gradient(self, p: np.ndarray, y: np.ndarray, scale) -> np.ndarray:
+        p -= y
+        p *= scale * (2.0 / p.shape[1])
+        return p
+
+
+def mean_loss(per_sample: np.ndarray, sample_weight: np.ndarray | None) -> float:
+    """Mean of per-sample losses, weighted by ``sample_weight`` when given."""
+    if sample_weight is None:
+        return float(per_sample.mean(dtype=np.float64))
+    return float(np.dot(per_sample, sample_weight) / sample_weight.sum(dtype=np.float64))
+
+
+LOSSES: dict[str, Loss] = {
+    loss.name: loss
+    for loss in (CategoricalCrossEntropy(), BinaryCrossEntropy(), MeanSquaredError())
+}

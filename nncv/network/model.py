@@ -1,0 +1,306 @@
+"""A stack of layers over one flat parameter vector: forward, backward, regularisation, state.
+
+All weights and biases live in one contiguous vector ``network.parameters`` (and their
+gradients in ``network.gradients``); each :class:`~nncv.network.layers.Dense` holds views into
+it. An optimiser step is therefore a few vectorised operations on two arrays, and the
+network's whole state is one array plus a JSON-friendly :meth:`Network.get_config`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nncv.network.activations import ACTIVATIONS
+from nncv.network.initializers import INITIALIZERS
+from nncv.network.layers import Activation, Dense, Dropout
+from nncv.network.losses import LOSSES
+
+__all__ = ["Network"]
+
+PREDICT_CHUNK_ROWS = 4096
+
+
+def _per_layer(value: float | Sequence[float], n_layers: int, name: str) -> list[float]:
+    """Broadcast a float to every layer, or check a sequence has one value per layer."""
+    if np.ndim(value) == 0:
+        return [float(value)] * n_layers
+    values = [float(v) for v in value]
+    if len(values) != n_layers:
+        raise ValueError(f"{name} has {len(values)} values but there are {n_layers} layers")
+    return values
+
+
+class Network:
+    """A feed-forward network: Dense → activation → (Dropout) … → Dense → fused output loss.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of input features.
+    hidden_layer_sizes : sequence of int
+        Width of each hidden layer (may be empty: a linear model).
+    n_outputs : int
+        Width of the output layer.
+    activation : str, default="relu"
+        Hidden activation, a key of :data:`~nncv.network.activations.ACTIVATIONS`.
+    loss : str, default="softmax_cross_entropy"
+        Output activation + loss, a key of :data:`~nncv.network.losses.LOSSES`.
+    dropout : float or sequence of float, default=0
+        Dropout rate after each hidden layer (one value for all, or one per hidden layer).
+    init : str, default="glorot_uniform"
+        Weight initialiser, a key of :data:`~nncv.network.initializers.INITIALIZERS`.
+    weight_l1, weight_l2, bias_l1, bias_l2 : float or sequence of float, default=0
+        Regularisation strengths per Dense layer (hidden layers, then output).
+    dtype : numpy dtype, default=float32
+        The one dtype of parameters, buffers and computations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = Network(2, [8], 3)
+    >>> net.initialize(np.random.default_rng(0))
+    >>> net.predict(np.zeros((4, 2), np.float32)).shape
+    (4, 3)
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        hidden_layer_sizes: Sequence[int],
+        n_outputs: int,
+        *,
+        activation: str = "relu",
+        loss: str = "softmax_cross_entropy",
+        dropout: float | Sequence[float] = 0.0,
+        init: str = "glorot_uniform",
+        weight_l1: float | Sequence[float] = 0.0,
+        weight_l2: float | Sequence[float] = 0.0,
+        bias_l1: float | Sequence[float] = 0.0,
+        bias_l2: float | Sequence[float] = 0.0,
+        dtype: Any = np.float32,
+    ) -> None:
+        for key, table, what in (
+            (activation, ACTIVATIONS, "activation"),
+            (loss, LOSSES, "loss"),
+            (init, INITIALIZERS, "init"),
+        ):
+            if key not in table:
+                raise ValueError(f"unknown {what} {key!r}; choose one of {sorted(table)}")
+        self.n_inputs = int(n_inputs)
+        self.hidden_layer_sizes = [int(h) for h in hidden_layer_sizes]
+        self.n_outputs = int(n_outputs)
+        self.activation = activation
+        self.loss_name = loss
+        self.loss = LOSSES[loss]
+        self.init = init
+        self.dtype = np.dtype(dtype)
+        n_dense = len(self.hidden_layer_sizes) + 1
+        self.dropout = _per_layer(dropout, n_dense - 1, "dropout")
+        self.weight_l1 = _per_layer(weight_l1, n_dense, "weight_l1")
+        self.weight_l2 = _per_layer(weight_l2, n_dense, "weight_l2")
+        self.bias_l1 = _per_layer(bias_l1, n_dense, "bias_l1")
+        self.bias_l2 = _per_layer(bias_l2, n_dense, "bias_l2")
+
+        widths = [self.n_inputs, *self.hidden_layer_sizes, self.n_outputs]
+        self.layers: list[Dense | Activation | Dropout] = []
+        self.dense_layers: list[Dense] = []
+        for index in range(n_dense):
+            dense = Dense(
+                widths[index],
+                widths[index + 1],
+                weight_l1=self.weight_l1[index],
+                weight_l2=self.weight_l2[index],
+                bias_l1=self.bias_l1[index],
+                bias_l2=self.bias_l2[index],
+                init=init,
+            )
+            self.layers.append(dense)
+            self.dense_layers.append(dense)
+            if index < n_dense - 1:
+                self.layers.append(Activation(activation))
+                if self.dropout[index] > 0:
+                    self.layers.append(Dropout(self.dropout[index]))
+
+        total = sum(d.n_parameters for d in self.dense_layers)
+        self.parameters = np.zeros(total, dtype=self.dtype)
+        self.gradients = np.zeros(total, dtype=self.dtype)
+        self._l1, self._l2 = self._regularisation_vectors()
+        offset = 0
+        for dense in self.dense_layers:
+            end = offset + dense.n_parameters
+            dense.bind(self.parameters[offset:end], self.gradients[offset:end])
+            offset = end
+        self._capacity = 0
+        self._buffers: dict[tuple[int, str], np.ndarray] = {}
+        self._dropout_active = False
+
+    # ------------------------------------------------------------------ set-up
+    def _regularisation_vectors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-parameter L1 and L2 strengths as flat vectors (None when all zero)."""
+        l1_parts, l2_parts = [], []
+        for dense in self.dense_layers:
+            n_weights = dense.n_inputs * dense.n_outputs
+            l1_parts += [
+                np.full(n_weights, dense.weight_l1),
+                np.full(dense.n_outputs, dense.bias_l1),
+            ]
+            l2_parts += [
+                np.full(n_weights, dense.weight_l2),
+                np.full(dense.n_outputs, dense.bias_l2),
+            ]
+        l1 = np.concatenate(l1_parts).astype(self.dtype)
+        l2 = np.concatenate(l2_parts).astype(self.dtype)
+        self._scratch = np.empty_like(self.parameters)
+        return (l1 if l1.any() else None), (l2 if l2.any() else None)
+
+    def initialize(self, rng: np.random.Generator) -> None:
+        """Draw fresh weights (biases to zero) from ``rng``."""
+        for dense in self.dense_layers:
+            dense.initialize(rng)
+
+    def _reserve(self, n_rows: int) -> None:
+        """Make sure activation and gradient buffers hold at least ``n_rows`` rows."""
+        if n_rows <= self._capacity:
+            return
+        self._buffers = {}
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                self._buffers[index, "out"] = np.empty((n_rows, layer.n_outputs), self.dtype)
+                if index > 0:
+                    self._buffers[index, "input_grad"] = np.empty(
+                        (n_rows, layer.n_inputs), self.dtype
+                    )
+            elif isinstance(layer, Dropout):
+                width = self.layers[index - 2].n_outputs
+                self._buffers[index, "out"] = np.empty((n_rows, width), self.dtype)
+                self._buffers[index, "mask"] = np.empty((n_rows, width), self.dtype)
+        self._capacity = n_rows
+
+    # ------------------------------------------------------------ computation
+    def forward(self, inputs, *, training: bool = False, rng: np.random.Generator | None = None):
+        """Output-layer activations (probabilities or predictions) for ``inputs``.
+
+        The result is a view into a buffer the next call overwrites; copy it to keep it.
+        With ``training=True``, dropout masks are drawn from ``rng``.
+        """
+        n_rows = inputs.shape[0]
+        self._reserve(n_rows)
+        self._dropout_active = training
+        values = inputs
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                values = layer.forward(values, self._buffers[index, "out"][:n_rows])
+            elif isinstance(layer, Activation):
+                values = layer.forward(values)
+            elif training:
+                if rng is None:
+                    raise ValueError("training with dropout needs a random generator")
+                values = layer.forward(
+                    values,
+                    self._buffers[index, "out"][:n_rows],
+                    self._buffers[index, "mask"][:n_rows],
+                    rng,
+                )
+        return self.loss.output(values)
+
+    def backward(self, output_grad: np.ndarray) -> None:
+        """Back-propagate the gradient with respect to the logits into ``self.gradients``
+        (data part only; see :meth:`add_regularisation_gradient`)."""
+        n_rows = output_grad.shape[0]
+        grad = output_grad
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            if isinstance(layer, Dense):
+                buffer = self._buffers[index, "input_grad"][:n_rows] if index > 0 else None
+                grad = layer.backward(grad, buffer)
+            elif isinstance(layer, Activation):
+                grad = layer.backward(grad)
+            elif self._dropout_active:
+                grad = layer.backward(grad)
+
+    def regularisation_loss(self) -> float:
+        """``sum(l1 * |p|) + sum(l2 * p**2)`` over every weight and bias."""
+        total = 0.0
+        if self._l1 is not None:
+            total += float(np.dot(self._l1, np.abs(self.parameters)))
+        if self._l2 is not None:
+            total += float(np.dot(self._l2, self.parameters * self.parameters))
+        return total
+
+    def add_regularisation_gradient(self) -> None:
+        """Add ``l1 * sign(p)`` (NNFS: +1 at zero) and ``2 * l2 * p`` to the gradients."""
+        scratch = self._scratch
+        if self._l1 is not None:
+            np.greater_equal(self.parameters, 0, out=scratch)
+            scratch *= 2
+            scratch -= 1
+            scratch *= self._l1
+            self.gradients += scratch
+        if self._l2 is not None:
+            np.multiply(self.parameters, self._l2, out=scratch)
+            scratch *= 2
+            self.gradients += scratch
+
+    def compute_gradients(
+        self, inputs, targets: np.ndarray, scale, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Forward, loss and backward for one batch; return the per-sample data losses.
+
+        ``scale`` is ``1 / n_rows`` or a column ``w / sum(w)``: the weight of each sample
+        in the batch loss. Regularisation gradients are added too.
+        """
+        outputs = self.forward(inputs, training=True, rng=rng)
+        losses = self.loss.per_sample(outputs, targets)
+        self.backward(self.loss.gradient(outputs, targets, scale))
+        self.add_regularisation_gradient()
+        return losses
+
+    def predict(self, inputs) -> np.ndarray:
+        """Outputs for ``inputs`` at inference (dropout off), in chunks; a new array."""
+        n_rows = inputs.shape[0]
+        result = np.empty((n_rows, self.n_outputs), dtype=self.dtype)
+        for start in range(0, n_rows, PREDICT_CHUNK_ROWS):
+            stop = min(start + PREDICT_CHUNK_ROWS, n_rows)
+            result[start:stop] = self.forward(inputs[start:stop])
+        return result
+
+    # ------------------------------------------------------------------ state
+    def get_config(self) -> dict[str, Any]:
+        """Everything needed to rebuild the architecture, as JSON-friendly values."""
+        return {
+            "n_inputs": self.n_inputs,
+            "hidden_layer_sizes": list(self.hidden_layer_sizes),
+            "n_outputs": self.n_outputs,
+            "activation": self.activation,
+            "loss": self.loss_name,
+            "dropout": list(self.dropout),
+            "init": self.init,
+            "weight_l1": list(self.weight_l1),
+            "weight_l2": list(self.weight_l2),
+            "bias_l1": list(self.bias_l1),
+            "bias_l2": list(self.bias_l2),
+            "dtype": self.dtype.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Network:
+        """Rebuild an (uninitialised) network from :meth:`get_config`."""
+        return cls(**config)
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """``(n_inputs, n_outputs)`` of each Dense layer."""
+        return [(d.n_inputs, d.n_outputs) for d in self.dense_layers]
+
+    def set_parameters(self, parameters: np.ndarray) -> None:
+        """Copy a flat parameter vector (as in :attr:`parameters`) into the network."""
+        parameters = np.asarray(parameters)
+        if parameters.shape != self.parameters.shape:
+            raise ValueError(
+                f"parameter vector has shape {parameters.shape}, the network needs "
+                f"{self.parameters.shape}"
+            )
+        np.copyto(self.parameters, parameters, casting="same_kind")

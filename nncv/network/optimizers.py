@@ -1,0 +1,191 @@
+"""Optimisers with the NNFS update formulas, each a small class that owns its state.
+
+``optimizer.update(parameters, gradients, learning_rate)`` updates every array of
+``parameters`` in place. The network passes one flat vector holding all weights and biases,
+so a step is a handful of vectorised operations whatever the depth.
+
+Formulas (``g`` gradient, ``lr`` the rate for this step, ``t`` steps taken before this one):
+
+* SGD: ``v = momentum * v - lr * g``; ``p += v`` (NNFS);
+  with Nesterov ``p += momentum * v - lr * g``.
+* Adagrad: ``c += g**2``; ``p -= lr * g / (sqrt(c) + eps)``.
+* RMSprop: ``c = rho * c + (1 - rho) * g**2``; ``p -= lr * g / (sqrt(c) + eps)``.
+* Adam: ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
+  ``p -= lr * (m / (1 - b1**(t+1))) / (sqrt(v / (1 - b2**(t+1))) + eps)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "Adam", "Optimizer", "RMSprop"]
+
+
+class Optimizer:
+    """Base class. Subclasses define ``_slots`` (names of per-parameter state) and ``_step``."""
+
+    _slots: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.iterations = 0
+        self.state: dict[str, list[np.ndarray]] = {}
+
+    def _ensure_state(self, parameters: Sequence[np.ndarray]) -> None:
+        """Allocate scratch space, and zero state for a new (or reshaped) parameter list."""
+        if not _same_layout(getattr(self, "_scratch", []), parameters):
+            self._scratch = [np.empty_like(p) for p in parameters]
+        if any(not _same_layout(values, parameters) for values in self.state.values()) or (
+            self._slots and not self.state
+        ):
+            self.state = {slot: [np.zeros_like(p) for p in parameters] for slot in self._slots}
+
+    def update(
+        self,
+        parameters: Sequence[np.ndarray],
+        gradients: Sequence[np.ndarray],
+        learning_rate: float,
+    ) -> None:
+        """Apply one step to every parameter array in place, then count the step."""
+        self._ensure_state(parameters)
+        for index, (parameter, gradient) in enumerate(zip(parameters, gradients, strict=True)):
+            slots = {name: values[index] for name, values in self.state.items()}
+            self._step(parameter, gradient, learning_rate, self._scratch[index], **slots)
+        self.iterations += 1
+
+    def _step(self, parameter, gradient, learning_rate, scratch, **slots) -> None:
+        raise NotImplementedError
+
+    def get_state(self) -> tuple[int, dict[str, np.ndarray]]:
+        """Step count and state arrays (one flat array per slot), for persistence."""
+        arrays = {
+            f"{slot}_{i}": a for slot, values in self.state.items() for i, a in enumerate(values)
+        }
+        return self.iterations, arrays
+
+    def set_state(self, iterations: int, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        self.iterations = int(iterations)
+        self.state = {}
+        for slot in self._slots:
+            values = [
+                arrays[key]
+                for key in sorted(arrays, key=_index_of)
+                if key.rsplit("_", 1)[0] == slot
+            ]
+            if values:
+                self.state[slot] = [np.array(v) for v in values]
+
+
+def _same_layout(arrays: Sequence[np.ndarray], parameters: Sequence[np.ndarray]) -> bool:
+    return len(arrays) == len(parameters) and all(
+        a.shape == p.shape and a.dtype == p.dtype for a, p in zip(arrays, parameters, strict=True)
+    )
+
+
+def _index_of(key: str) -> int:
+    return int(key.rsplit("_", 1)[1])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum."""
+
+    def __init__(self, momentum: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self._slots = ("velocity",) if momentum else ()
+
+    def _step(self, parameter, gradient, learning_rate, scratch, velocity=None) -> None:
+        np.multiply(gradient, learning_rate, out=scratch)
+        if velocity is None:
+            parameter -= scratch
+            return
+        velocity *= self.momentum
+        velocity -= scratch
+        if self.nesterov:
+            parameter -= scratch
+            np.multiply(velocity, self.momentum, out=scratch)
+        else:
+            scratch[...] = velocity
+        parameter += scratch
+
+
+class Adagrad(Optimizer):
+    """Adagrad: per-parameter rates shrink with the sum of squared gradients."""
+
+    _slots = ("cache",)
+
+    def __init__(self, epsilon: float = 1e-7) -> None:
+        super().__init__()
+        self.epsilon = epsilon
+
+    def _step(self, parameter, gradient, learning_rate, scratch, cache) -> None:
+        np.multiply(gradient, gradient, out=scratch)
+        cache += scratch
+        np.sqrt(cache, out=scratch)
+        scratch += self.epsilon
+        np.divide(gradient, scratch, out=scratch)
+        scratch *= learning_rate
+        parameter -= scratch
+
+
+class RMSprop(Optimizer):
+    """RMSprop: a moving average of squared gradients scales each parameter's rate."""
+
+    _slots = ("cache",)
+
+    def __init__(self, rho: float = 0.9, epsilon: float = 1e-7) -> None:
+        super().__init__()
+        self.rho = rho
+        self.epsilon = epsilon
+
+    def _step(self, parameter, gradient, learning_rate, scratch, cache) -> None:
+        np.multiply(gradient, gradient, out=scratch)
+        scratch *= 1 - self.rho
+        cache *= self.rho
+        cache += scratch
+        np.sqrt(cache, out=scratch)
+        scratch += self.epsilon
+        np.divide(gradient, scratch, out=scratch)
+        scratch *= learning_rate
+        parameter -= scratch
+
+
+class Adam(Optimizer):
+    """Adam with bias-corrected moments (NNFS formula, ``eps`` added after the square root)."""
+
+    _slots = ("first_moment", "second_moment")
+
+    def __init__(self, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7) -> None:
+        super().__init__()
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def _step(
+        self, parameter, gradient, learning_rate, scratch, first_moment, second_moment
+    ) -> None:
+        step = self.iterations + 1
+        first_moment *= self.beta_1
+        np.multiply(gradient, 1 - self.beta_1, out=scratch)
+        first_moment += scratch
+        np.multiply(gradient, gradient, out=scratch)
+        scratch *= 1 - self.beta_2
+        second_moment *= self.beta_2
+        second_moment += scratch
+        np.multiply(second_moment, 1.0 / (1 - self.beta_2**step), out=scratch)
+        np.sqrt(scratch, out=scratch)
+        scratch += self.epsilon
+        np.divide(first_moment, scratch, out=scratch)
+        scratch *= learning_rate / (1 - self.beta_1**step)
+        parameter -= scratch
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "adagrad": Adagrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}

@@ -1,0 +1,75 @@
+"""Learning-rate schedules, one small class each: ``schedule.rate(step, epoch)``.
+
+``step`` counts optimiser steps already taken (0 for the first), ``epoch`` counts finished
+epochs (0 during the first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SCHEDULES", "ExponentialDecay", "InverseTimeDecay", "LinearDecay", "make_schedule"]
+
+
+@dataclass(frozen=True)
+class InverseTimeDecay:
+    """NNFS decay per step: ``learning_rate / (1 + decay * step)``; constant when ``decay=0``."""
+
+    learning_rate: float
+    decay: float = 0.0
+
+    def rate(self, step: int, epoch: int) -> float:
+        return self.learning_rate / (1.0 + self.decay * step)
+
+
+@dataclass(frozen=True)
+class ExponentialDecay:
+    """Per epoch, geometric from ``learning_rate`` to ``final_learning_rate`` at the last epoch:
+    ``lr * (final / lr) ** (epoch / (n_epochs - 1))``."""
+
+    learning_rate: float
+    final_learning_rate: float
+    n_epochs: int
+
+    def rate(self, step: int, epoch: int) -> float:
+        fraction = min(epoch, self.n_epochs - 1) / max(self.n_epochs - 1, 1)
+        return self.learning_rate * (self.final_learning_rate / self.learning_rate) ** fraction
+
+
+@dataclass(frozen=True)
+class LinearDecay:
+    """Per epoch, a straight line from ``learning_rate`` to ``final_learning_rate``:
+    ``lr - (lr - final) * epoch / (n_epochs - 1)``."""
+
+    learning_rate: float
+    final_learning_rate: float
+    n_epochs: int
+
+    def rate(self, step: int, epoch: int) -> float:
+        fraction = min(epoch, self.n_epochs - 1) / max(self.n_epochs - 1, 1)
+        return self.learning_rate - (self.learning_rate - self.final_learning_rate) * fraction
+
+
+SCHEDULES = {
+    "inverse_time": InverseTimeDecay,
+    "exponential": ExponentialDecay,
+    "linear": LinearDecay,
+}
+
+
+def make_schedule(
+    name: str,
+    learning_rate: float,
+    *,
+    decay: float = 0.0,
+    final_learning_rate: float | None = None,
+    n_epochs: int = 1,
+):
+    """Build a schedule from its public name and the estimator's parameters."""
+    if name == "inverse_time":
+        return InverseTimeDecay(learning_rate, decay)
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
+    if final_learning_rate is None:
+        raise ValueError(f"schedule {name!r} needs final_learning_rate")
+    return SCHEDULES[name](learning_rate, final_learning_rate, n_epochs)

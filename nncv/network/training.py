@@ -1,0 +1,313 @@
+"""The epoch loop: mini-batches, shuffling, validation, callbacks, history.
+
+:class:`Trainer` drives a :class:`~nncv.network.model.Network` with an optimiser and a
+learning-rate schedule. :meth:`Trainer.iter_epochs` is a generator yielding one record per
+epoch, so a caller can train several models in lockstep (the k-fold search does) and stop
+whenever it likes. Early stopping, pruning and progress are callbacks; a callback ends
+training by raising :class:`~nncv.exceptions.StopTraining`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from nncv.exceptions import DivergedError, StopTraining
+from nncv.network.losses import mean_loss
+from nncv.network.model import Network
+
+__all__ = ["Callback", "EarlyStopping", "EpochCallback", "Trainer"]
+
+#: Above this many bytes, the training set is gathered batch by batch instead of being
+#: copied once per epoch in shuffled order (keeps memory flat on large data).
+SHUFFLED_COPY_MAX_BYTES = 64 * 2**20
+
+Record = dict[str, Any]
+
+
+class Callback:
+    """Hooks called by :class:`Trainer`; override any of them."""
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Called when :meth:`Trainer.iter_epochs` starts."""
+
+    def on_epoch_end(self, trainer: Trainer, record: Record) -> None:
+        """Called after each epoch with its record; raise ``StopTraining`` to stop."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Called when the loop ends, however it ends (also on errors and ``close()``)."""
+
+
+class EpochCallback(Callback):
+    """Wrap a plain function ``f(record)`` as an epoch-end callback."""
+
+    def __init__(self, function: Callable[[Record], None]) -> None:
+        self.function = function
+
+    def on_epoch_end(self, trainer: Trainer, record: Record) -> None:
+        self.function(record)
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
+
+    Parameters
+    ----------
+    patience : int, default=10
+        Epochs without improvement before stopping.
+    monitor : str, default="val_loss"
+        Record key to watch; keys ending in ``loss`` are minimised, others maximised.
+    min_delta : float, default=0
+        Smallest change that counts as an improvement.
+    restore_best_weights : bool, default=True
+        Put back the parameters of the best epoch when training ends.
+    """
+
+    def __init__(
+        self,
+        patience: int = 10,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ) -> None:
+        self.patience = patience
+        self.monitor = monitor
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
+        self.best_epoch: int | None = None
+        self.best_value = math.nan
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self.sign = 1.0 if self.monitor.endswith("loss") else -1.0
+        self.best_value = math.inf
+        self.best_epoch = None
+        self.best_parameters = None
+        self.wait = 0
+
+    def on_epoch_end(self, trainer: Trainer, record: Record) -> None:
+        value = self.sign * record[self.monitor]
+        if value < self.best_value - self.min_delta:
+            self.best_value = value
+            self.best_epoch = record["epoch"]
+            self.best_parameters = trainer.network.parameters.copy()
+            self.wait = 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            raise StopTraining
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.restore_best_weights and self.best_parameters is not None:
+            trainer.network.set_parameters(self.best_parameters)
+
+
+class Trainer:
+    """Train a network with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    network : Network
+        The model; its parameters are updated in place.
+    optimizer : Optimizer
+        From :mod:`nncv.network.optimizers`.
+    schedule : object with ``rate(step, epoch)``
+        From :mod:`nncv.network.schedules`.
+    rng : numpy.random.Generator
+        Source of every random draw (shuffling, dropout).
+    batch_size : int or None, default=None
+        Rows per step; None means the full batch (no shuffling needed).
+    score : callable ``score(outputs, targets, sample_weight) -> float``, optional
+        Validation metric (accuracy, R²) recorded as ``val_score``.
+    callbacks : sequence of Callback
+        Called at the start, after each epoch, and at the end.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncv.network import Network, optimizers, schedules
+    >>> from nncv.datasets import spiral
+    >>> X, y = spiral(50, 3, random_state=0)
+    >>> Y = np.eye(3)[y]
+    >>> net = Network(2, [16], 3, dtype=np.float64)
+    >>> net.initialize(np.random.default_rng(0))
+    >>> trainer = Trainer(net, optimizers.Adam(), schedules.InverseTimeDecay(0.02),
+    ...                   rng=np.random.default_rng(0))
+    >>> records = list(trainer.iter_epochs(X, Y, n_epochs=3))
+    >>> [r["epoch"] for r in records]
+    [1, 2, 3]
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        optimizer,
+        schedule,
+        *,
+        rng: np.random.Generator,
+        batch_size: int | None = None,
+        score: Callable[..., float] | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.network = network
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.rng = rng
+        self.batch_size = batch_size
+        self.score = score
+        self.callbacks = list(callbacks)
+        self.epochs_done = 0
+        self.history: list[Record] = []
+        self._shuffle_buffers: dict[str, np.ndarray] = {}
+
+    # -------------------------------------------------------------- batches
+    def _buffer(self, name: str, like: np.ndarray, n_rows: int) -> np.ndarray:
+        shape = (n_rows, *like.shape[1:])
+        buffer = self._shuffle_buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype:
+            buffer = np.empty(shape, like.dtype)
+            self._shuffle_buffers[name] = buffer
+        return buffer
+
+    def _batches(self, inputs, targets, sample_weight) -> Iterator[tuple[Any, np.ndarray, Any]]:
+        """Yield ``(inputs, targets, weights)`` batches for one epoch, shuffled once."""
+        n_rows = inputs.shape[0]
+        batch_size = n_rows if self.batch_size is None else min(self.batch_size, n_rows)
+        if batch_size >= n_rows:
+            yield inputs, targets, sample_weight
+            return
+        order = self.rng.permutation(n_rows)
+        arrays = {"inputs": inputs, "targets": targets}
+        if sample_weight is not None:
+            arrays["weights"] = sample_weight
+        total_bytes = sum(a.data.nbytes if sp.issparse(a) else a.nbytes for a in arrays.values())
+        if sp.issparse(inputs) or total_bytes <= SHUFFLED_COPY_MAX_BYTES:
+            shuffled = {}
+            for name, array in arrays.items():
+                if sp.issparse(array):
+                    shuffled[name] = array[order]
+                else:
+                    shuffled[name] = np.take(
+                        array, order, axis=0, out=self._buffer(name, array, n_rows)
+                    )
+            for start in range(0, n_rows, batch_size):
+                rows = slice(start, start + batch_size)
+                yield (
+                    shuffled["inputs"][rows],
+                    shuffled["targets"][rows],
+                    shuffled["weights"][rows] if sample_weight is not None else None,
+                )
+            return
+        for start in range(0, n_rows, batch_size):
+            rows = order[start : start + batch_size]
+            gathered = {
+                name: np.take(array, rows, axis=0, out=self._buffer(name, array, len(rows)))
+                for name, array in arrays.items()
+            }
+            yield gathered["inputs"], gathered["targets"], gathered.get("weights")
+
+    # ---------------------------------------------------------------- epochs
+    def _train_one_epoch(self, inputs, targets, sample_weight) -> tuple[float, float]:
+        """One pass over the data; returns ``(mean data loss, last learning rate)``."""
+        network = self.network
+        parameters, gradients = [network.parameters], [network.gradients]
+        loss_sum = 0.0
+        weight_sum = 0.0
+        learning_rate = math.nan
+        dtype = network.dtype
+        for batch_inputs, batch_targets, batch_weights in self._batches(
+            inputs, targets, sample_weight
+        ):
+            if batch_weights is None:
+                n_rows = batch_inputs.shape[0]
+                scale = 1.0 / n_rows
+                losses = network.compute_gradients(batch_inputs, batch_targets, scale, self.rng)
+                loss_sum += float(losses.sum(dtype=np.float64))
+                weight_sum += n_rows
+            else:
+                batch_total = float(batch_weights.sum(dtype=np.float64))
+                if batch_total <= 0:
+                    continue
+                scale = (batch_weights / batch_total).astype(dtype, copy=False)[:, None]
+                losses = network.compute_gradients(batch_inputs, batch_targets, scale, self.rng)
+                loss_sum += float(np.dot(losses, batch_weights))
+                weight_sum += batch_total
+            learning_rate = self.schedule.rate(self.optimizer.iterations, self.epochs_done)
+            self.optimizer.update(parameters, gradients, learning_rate)
+        return loss_sum / max(weight_sum, np.finfo(np.float64).tiny), learning_rate
+
+    def evaluate(self, inputs, targets: np.ndarray, sample_weight=None) -> tuple[float, float]:
+        """``(data loss, score)`` of the current network on some data (dropout off)."""
+        outputs = self.network.predict(inputs)
+        loss = mean_loss(self.network.loss.per_sample(outputs, targets), sample_weight)
+        score = math.nan if self.score is None else self.score(outputs, targets, sample_weight)
+        return loss, score
+
+    def iter_epochs(
+        self,
+        inputs,
+        targets: np.ndarray,
+        *,
+        n_epochs: int,
+        sample_weight: np.ndarray | None = None,
+        validation_data: tuple | None = None,
+    ) -> Iterator[Record]:
+        """Train up to ``n_epochs`` more epochs, yielding each epoch's record.
+
+        Records hold ``epoch`` (1-based, counted over the trainer's life), ``loss`` (data
+        loss + regularisation at the end of the epoch), ``data_loss`` (mean over the
+        epoch's batches), ``val_loss`` and ``val_score`` (NaN without validation data) and
+        ``learning_rate`` (the rate of the epoch's last step).
+
+        Raises
+        ------
+        DivergedError
+            When the loss becomes NaN or infinite.
+        """
+        validation_inputs = validation_targets = validation_weight = None
+        if validation_data is not None:
+            validation_inputs, validation_targets, *rest = validation_data
+            validation_weight = rest[0] if rest else None
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        try:
+            for _ in range(n_epochs):
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    data_loss, learning_rate = self._train_one_epoch(inputs, targets, sample_weight)
+                    regularisation = self.network.regularisation_loss()
+                self.epochs_done += 1
+                if not (math.isfinite(data_loss) and math.isfinite(regularisation)):
+                    raise DivergedError(
+                        f"training diverged at epoch {self.epochs_done}: the loss became "
+                        f"{data_loss + regularisation} (learning rate {learning_rate:g}); "
+                        "lower the learning rate or add decay"
+                    )
+                record: Record = {
+                    "epoch": self.epochs_done,
+                    "loss": data_loss + regularisation,
+                    "data_loss": data_loss,
+                    "val_loss": math.nan,
+                    "val_score": math.nan,
+                    "learning_rate": learning_rate,
+                }
+                if validation_inputs is not None:
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        record["val_loss"], record["val_score"] = self.evaluate(
+                            validation_inputs, validation_targets, validation_weight
+                        )
+                self.history.append(record)
+                stop = False
+                try:
+                    for callback in self.callbacks:
+                        callback.on_epoch_end(self, record)
+                except StopTraining:
+                    stop = True
+                yield record
+                if stop:
+                    return
+        finally:
+            for callback in self.callbacks:
+                callback.on_train_end(self)
