@@ -19,14 +19,12 @@ Memory, for a float ndarray ``X`` (typically a read-only memory map from joblib)
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.exceptions import FitFailedWarning
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.utils import _safe_indexing
@@ -155,7 +153,9 @@ def fit_with_validation(
         return fit_with_validation(final, X, y, sample_weight, X_val, y_val, sample_weight_val)
     fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
     if hasattr(estimator, "iter_fit") and not getattr(estimator, "early_stopping", False):
-        validation = (X_val, y_val) if sample_weight_val is None else (X_val, y_val, sample_weight_val)
+        validation = (X_val, y_val)
+        if sample_weight_val is not None:
+            validation = (X_val, y_val, sample_weight_val)
         for _ in estimator.iter_fit(X, y, validation_data=validation, **fit_params):
             pass
     else:
@@ -179,12 +179,16 @@ def fit_fold(
 ) -> FoldOutcome:
     """Clone, seed, fit and score ``estimator`` on one fold (runs in a joblib worker).
 
+    With a numeric ``error_score`` a failure in fitting or scoring is returned in
+    ``FoldOutcome.error`` (the caller warns: a worker's warnings do not reach it).
+
     The scorers are built here, against the step that predicts, from the user's
     ``scoring``. BLAS is held to one thread so the numbers do not depend on how many
     folds share the machine.
     """
     estimator = clone(estimator)
     seed_estimator(estimator, seed)
+    fit_time = score_time = 0.0
     start = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):
         y_test, w_test = take_rows(y, test), take_rows(sample_weight, test)
@@ -198,29 +202,23 @@ def fit_fold(
                 y_test,
                 w_test,
             )
+            fit_time = time.perf_counter() - start
+            start = time.perf_counter()
+            scores = score_fold(build_scorers(final, scoring), final, X_test, y_test, w_test)
+            score_time = time.perf_counter() - start
         except Exception as error:
             if error_score == "raise":
                 raise
-            message = f"{type(error).__name__}: {error}"
-            warnings.warn(
-                f"fold {fold} failed and scores {error_score}: {message}",
-                FitFailedWarning,
-                stacklevel=2,
-            )
             names = build_scorers(estimator, scoring).keys()
             return FoldOutcome(
                 fold=fold,
                 scores=dict.fromkeys(names, float(error_score)),
-                fit_time=time.perf_counter() - start,
-                score_time=0.0,
+                fit_time=fit_time or time.perf_counter() - start,
+                score_time=score_time,
                 history=None,
                 estimator=estimator if return_estimator else None,
-                error=message,
+                error=f"{type(error).__name__}: {error}",
             )
-        fit_time = time.perf_counter() - start
-        start = time.perf_counter()
-        scores = score_fold(build_scorers(final, scoring), final, X_test, y_test, w_test)
-        score_time = time.perf_counter() - start
     history = getattr(final, "history_", None)
     return FoldOutcome(
         fold=fold,

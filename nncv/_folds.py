@@ -16,7 +16,14 @@ from sklearn.utils.multiclass import type_of_target
 
 from nncv.exceptions import NncvError
 
-__all__ = ["CVSetupError", "base_seed", "fold_seed", "make_splits", "seed_estimator"]
+__all__ = [
+    "CVSetupError",
+    "base_seed",
+    "fold_seed",
+    "make_splits",
+    "seed_estimator",
+    "shuffle_seed",
+]
 
 
 class CVSetupError(NncvError, ValueError):
@@ -62,6 +69,22 @@ def fold_seed(base: int, fold: int) -> int:
     True
     """
     return int(np.random.SeedSequence([base, fold]).generate_state(1)[0])
+
+
+def shuffle_seed(base: int) -> int:
+    """The ``random_state`` for shuffling the splits: ``base`` itself when it fits 32 bits.
+
+    So ``cross_validate(..., cv=5, random_state=0)`` splits exactly as
+    ``StratifiedKFold(5, shuffle=True, random_state=0)`` does.
+
+    Examples
+    --------
+    >>> shuffle_seed(0)
+    0
+    """
+    if base < 2**32:
+        return base
+    return int(np.random.SeedSequence(base).generate_state(1)[0])
 
 
 def seed_estimator(estimator: Any, seed: int) -> list[str]:
@@ -139,4 +162,3 @@ def make_splits(
         if len(train) == 0 or len(test) == 0:
             raise CVSetupError(f"fold {fold} has an empty training or test set")
     return splits
-

@@ -1,0 +1,296 @@
+"""Tests for nncv.cross_validate (nncv/cv.py and its helpers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, make_scorer
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+from sklearn.model_selection import cross_validate as sk_cross_validate
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+
+from nncv import _fold_fit
+from nncv._folds import fold_seed
+from nncv.cv import CVResult, CVSetupError, ScoringError, cross_validate
+from nncv.exceptions import NncvError
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return X, y
+
+
+def logistic_pipeline():
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def test_scores_match_scikit_learn_on_the_same_splits(cancer):
+    X, y = cancer
+    ours = cross_validate(logistic_pipeline(), X, y, cv=5, scoring="accuracy", random_state=3)
+    theirs = sk_cross_validate(
+        logistic_pipeline(),
+        X,
+        y,
+        cv=StratifiedKFold(5, shuffle=True, random_state=3),
+        scoring="accuracy",
+    )
+    np.testing.assert_allclose(ours.scores["accuracy"], theirs["test_score"])
+    assert isinstance(ours, CVResult)
+    assert ours.n_folds == 5
+    np.testing.assert_allclose(ours.as_dict()["test_score"], theirs["test_score"])
+
+
+def test_int_cv_splits_like_a_shuffled_stratified_kfold_for_classifiers(cancer):
+    X, y = cancer
+    result = cross_validate(logistic_pipeline(), X, y, cv=4, random_state=11)
+    expected = [test for _, test in StratifiedKFold(4, shuffle=True, random_state=11).split(X, y)]
+    assert len(result.test_indices) == 4
+    for ours, theirs in zip(result.test_indices, expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_int_cv_splits_like_a_shuffled_kfold_for_regressors():
+    X, y = load_diabetes(return_X_y=True)
+    result = cross_validate(Ridge(), X, y, cv=3, scoring="r2", random_state=5)
+    expected = [test for _, test in KFold(3, shuffle=True, random_state=5).split(X)]
+    for ours, theirs in zip(result.test_indices, expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert result.scores["r2"].mean() > 0.3
+
+
+def test_any_splitter_and_groups_are_accepted(cancer):
+    X, y = cancer
+    groups = np.arange(len(y)) % 7
+    result = cross_validate(logistic_pipeline(), X, y, cv=GroupKFold(7), groups=groups)
+    assert result.n_folds == 7
+    for test in result.test_indices:
+        assert len(np.unique(groups[test])) == 1
+
+
+def test_several_scorers_as_list_dict_and_callable(cancer):
+    X, y = cancer
+    listed = cross_validate(
+        logistic_pipeline(),
+        X,
+        y,
+        cv=3,
+        scoring=["accuracy", "roc_auc", "neg_log_loss"],
+        random_state=0,
+    )
+    assert listed.metric_names == ["accuracy", "roc_auc", "neg_log_loss"]
+    assert np.all(listed.scores["roc_auc"] > listed.scores["accuracy"] - 0.05)
+    assert np.all(listed.scores["neg_log_loss"] < 0)
+
+    named = cross_validate(
+        logistic_pipeline(),
+        X,
+        y,
+        cv=3,
+        scoring={"acc": "accuracy", "hand": make_scorer(accuracy_score)},
+        random_state=0,
+    )
+    np.testing.assert_array_equal(named.scores["acc"], named.scores["hand"])
+    np.testing.assert_array_equal(named.scores["acc"], listed.scores["accuracy"])
+    assert set(named.as_dict()) == {"fit_time", "score_time", "test_acc", "test_hand"}
+
+    def error_count(estimator, X_test, y_test):
+        return float(np.sum(estimator.predict(X_test) != y_test))
+
+    counted = cross_validate(logistic_pipeline(), X, y, cv=3, scoring=error_count, random_state=0)
+    sizes = np.array([len(test) for test in counted.test_indices])
+    np.testing.assert_allclose(counted.scores["score"], sizes * (1 - listed.scores["accuracy"]))
+
+
+def test_default_scoring_is_the_estimator_score(cancer):
+    X, y = cancer
+    default = cross_validate(logistic_pipeline(), X, y, cv=3, random_state=0)
+    accuracy = cross_validate(logistic_pipeline(), X, y, cv=3, scoring="accuracy", random_state=0)
+    np.testing.assert_array_equal(default.scores["score"], accuracy.scores["accuracy"])
+    frame = default.to_frame()
+    assert list(frame.columns) == ["fold", "score", "fit_time", "score_time"]
+    assert (frame.fit_time > 0).all()
+    assert default.mean() == pytest.approx(frame.score.mean())
+    with pytest.raises(KeyError, match="no scorer named 'f1'"):
+        default.mean("f1")
+
+
+# ------------------------------------------------------------------ no leakage
+
+
+def test_the_scaler_is_fitted_on_the_training_rows_only(cancer):
+    X, y = cancer
+    result = cross_validate(logistic_pipeline(), X, y, cv=3, random_state=0, return_estimator=True)
+    for estimator, test in zip(result.estimators, result.test_indices, strict=True):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        scaler = estimator[0]
+        np.testing.assert_allclose(scaler.mean_, X[train].mean(axis=0), rtol=1e-10)
+        np.testing.assert_allclose(scaler.scale_, X[train].std(axis=0), rtol=1e-10)
+        assert not np.allclose(scaler.mean_, X.mean(axis=0), rtol=1e-6)
+
+
+# --------------------------------------------------------------- sample weights
+
+
+def test_sample_weight_is_split_per_fold_for_fit_and_scoring(cancer):
+    X, y = cancer
+    weights = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
+    result = cross_validate(
+        logistic_pipeline(),
+        X,
+        y,
+        cv=3,
+        scoring="accuracy",
+        sample_weight=weights,
+        random_state=1,
+        return_estimator=True,
+    )
+    theirs = sk_cross_validate(
+        logistic_pipeline(),
+        X,
+        y,
+        cv=StratifiedKFold(3, shuffle=True, random_state=1),
+        params={"logisticregression__sample_weight": weights},
+        return_estimator=True,
+    )
+    for fold, test in enumerate(result.test_indices):
+        ours, reference = result.estimators[fold], theirs["estimator"][fold]
+        np.testing.assert_allclose(ours[-1].coef_, reference[-1].coef_, rtol=1e-6, atol=1e-8)
+        expected = accuracy_score(y[test], ours.predict(X[test]), sample_weight=weights[test])
+        assert result.scores["accuracy"][fold] == pytest.approx(expected)
+    unweighted = cross_validate(logistic_pipeline(), X, y, cv=3, random_state=1)
+    assert not np.array_equal(unweighted.scores["score"], result.scores["accuracy"])
+
+
+# ------------------------------------------------------------ reproducibility
+
+
+def test_same_numbers_for_one_and_two_jobs(cancer):
+    X, y = cancer
+    X = X.astype(np.float32)
+    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=30))
+    with pytest.warns(Warning):  # MLPClassifier stops before converging
+        one = cross_validate(
+            model, X, y, cv=3, scoring=["accuracy", "neg_log_loss"], n_jobs=1, random_state=4
+        )
+    two = cross_validate(
+        model, X, y, cv=3, scoring=["accuracy", "neg_log_loss"], n_jobs=2, random_state=4
+    )
+    for name in one.scores:
+        np.testing.assert_array_equal(one.scores[name], two.scores[name])
+    assert one.fold_seeds == two.fold_seeds == tuple(fold_seed(4, k) for k in range(3))
+
+
+def test_fold_seeds_go_to_unset_random_states_only(cancer):
+    X, y = cancer
+    unset = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(4,), max_iter=5))
+    fixed = make_pipeline(
+        StandardScaler(), MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=99)
+    )
+    with pytest.warns(Warning):
+        seeded = cross_validate(unset, X, y, cv=3, random_state=8, return_estimator=True)
+        kept = cross_validate(fixed, X, y, cv=3, random_state=8, return_estimator=True)
+    assert [e[-1].random_state for e in seeded.estimators] == list(seeded.fold_seeds)
+    assert len(set(seeded.fold_seeds)) == 3
+    assert [e[-1].random_state for e in kept.estimators] == [99, 99, 99]
+    assert unset[-1].random_state is None  # the user's estimator is left alone
+
+
+def test_random_state_none_still_gives_consistent_folds(cancer):
+    X, y = cancer
+    result = cross_validate(logistic_pipeline(), X, y, cv=3)
+    covered = np.sort(np.concatenate(result.test_indices))
+    np.testing.assert_array_equal(covered, np.arange(len(y)))
+
+
+# --------------------------------------------------------------------- memory
+
+
+@pytest.mark.parametrize("scaler_type", [StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler])
+def test_scalers_work_in_place_in_blocks_without_upcasting(scaler_type):
+    rng = np.random.default_rng(0)
+    n_rows = 2 * _fold_fit.BLOCK_ROWS + 123  # three blocks
+    X = (rng.standard_normal((n_rows, 3)) * [1.0, 10.0, 0.1] + [5.0, -2.0, 0.0]).astype(np.float32)
+    expected = scaler_type().fit(X).transform(X)
+    work = X.copy()
+    scaler = scaler_type()
+    out = _fold_fit._fit_transform(scaler, work)
+    assert out is work and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    validation = X[:100].copy()
+    assert _fold_fit._transform(scaler, validation) is validation
+    np.testing.assert_allclose(validation, expected[:100], rtol=1e-5, atol=1e-5)
+
+
+def test_float32_data_reaches_the_estimator_as_float32(cancer):
+    X, y = cancer
+    result = cross_validate(
+        make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(4,), max_iter=3)),
+        X.astype(np.float32),
+        y,
+        cv=2,
+        n_jobs=2,
+        random_state=0,
+        return_estimator=True,
+    )
+    # MLPClassifier keeps its weights in the dtype of the data it was given
+    assert all(e[-1].coefs_[0].dtype == np.float32 for e in result.estimators)
+
+
+def test_dataframe_input_keeps_feature_names(cancer):
+    data = load_breast_cancer(as_frame=True)
+    result = cross_validate(
+        logistic_pipeline(), data.data, data.target, cv=3, random_state=0, return_estimator=True
+    )
+    assert list(result.estimators[0].feature_names_in_) == list(data.data.columns)
+    assert result.mean() > 0.9
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"y": np.zeros(10)}, CVSetupError, "same length"),
+        ({"sample_weight": np.ones(3)}, CVSetupError, "sample_weight must have shape"),
+        ({"sample_weight": -np.ones(150)}, CVSetupError, "non-negative"),
+        ({"cv": 1}, CVSetupError, "at least 2 folds"),
+        ({"cv": "five"}, CVSetupError, "cv must be"),
+        ({"scoring": "acuracy"}, ScoringError, "acuracy"),
+        ({"scoring": []}, ScoringError, "empty"),
+        ({"scoring": 3}, ScoringError, "scoring must be"),
+        ({"random_state": -1}, CVSetupError, "random_state"),
+        ({"error_score": "ignore"}, CVSetupError, "error_score"),
+    ],
+)
+def test_bad_input_is_a_clear_nncv_error(kwargs, error, message):
+    X, y = load_iris(return_X_y=True)
+    arguments = {"estimator": LogisticRegression(), "X": X, "y": y, **kwargs}
+    with pytest.raises(error, match=message) as caught:
+        cross_validate(**arguments)
+    assert isinstance(caught.value, NncvError)
+
+
+def test_a_failing_fold_scores_error_score_with_a_warning():
+    X, y = load_iris(return_X_y=True)
+    X = X.copy()
+    X[0, 0] = np.nan
+    rows = np.arange(1, len(y))
+    # fold 0 trains on the NaN row; fold 1 never sees it
+    splits = [(np.r_[0, rows[::2]], rows[1::2]), (rows[1::2], rows[::2])]
+    with pytest.warns(FitFailedWarning, match="fold 0 failed and scores -1.0"):
+        result = cross_validate(LogisticRegression(), X, y, cv=splits, error_score=-1.0)
+    assert "NaN" in result.errors[0] and result.errors[1] is None
+    assert result.scores["score"][0] == -1.0
+    assert result.scores["score"][1] > 0.9
+    with pytest.raises(ValueError, match="NaN"):
+        cross_validate(LogisticRegression(), X, y, cv=splits)
