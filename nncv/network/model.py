@@ -290,6 +290,14 @@ class Network:
         """Rebuild an (uninitialised) network from :meth:`get_config`."""
         return cls(**config)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Layers hold views into the flat vectors; pickle the description, rebuild the views.
+        return {"config": self.get_config(), "parameters": self.parameters.copy()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["config"])
+        self.set_parameters(state["parameters"])
+
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
         """``(n_inputs, n_outputs)`` of each Dense layer."""

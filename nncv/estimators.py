@@ -1,0 +1,859 @@
+"""``NNClassifier`` and ``NNRegressor``: scikit-learn estimators over the scratch network.
+
+They behave like any scikit-learn estimator (``Pipeline``, ``GridSearchCV``,
+``cross_val_score``, ``clone``) and expose what ``MLPClassifier`` hides: dropout, L1 and L2 on
+weights and biases per layer, learning-rate decay and schedules, the four optimisers, and a
+per-epoch ``history_`` with validation curves. :meth:`iter_fit` trains epoch by epoch so a
+search can drive several folds in lockstep.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from nncv.exceptions import NncvError
+from nncv.network import EarlyStopping, Network, Trainer, metrics
+from nncv.network.activations import ACTIVATIONS
+from nncv.network.initializers import INITIALIZERS
+from nncv.network.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
+from nncv.network.schedules import SCHEDULES, make_schedule
+
+__all__ = ["NNClassifier", "NNRegressor"]
+
+HISTORY_COLUMNS = ("epoch", "loss", "data_loss", "val_loss", "val_score", "learning_rate")
+_PER_LAYER_PARAMS = ("l1", "l2", "bias_l1", "bias_l2")
+
+
+def _non_negative_or_per_layer() -> list:
+    return [Interval(Real, 0, None, closed="left"), "array-like"]
+
+
+def _as_tuple(value: Any) -> tuple:
+    return tuple(value) if np.ndim(value) else (value,)
+
+
+class _BaseNN(BaseEstimator):
+    """Shared machinery of :class:`NNClassifier` and :class:`NNRegressor`."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "decay": [Interval(Real, 0, None, closed="left")],
+        "schedule": [StrOptions(set(SCHEDULES))],
+        "final_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "nesterov": ["boolean"],
+        "l1": _non_negative_or_per_layer(),
+        "l2": _non_negative_or_per_layer(),
+        "bias_l1": _non_negative_or_per_layer(),
+        "bias_l2": _non_negative_or_per_layer(),
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"full"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "init": [StrOptions(set(INITIALIZERS))],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        activation="relu",
+        optimizer="adam",
+        learning_rate=0.001,
+        decay=0.0,
+        schedule="inverse_time",
+        final_learning_rate=None,
+        momentum=0.9,
+        nesterov=False,
+        l1=0.0,
+        l2=1e-4,
+        bias_l1=0.0,
+        bias_l2=0.0,
+        dropout=0.0,
+        batch_size=32,
+        max_epochs=200,
+        early_stopping=False,
+        patience=10,
+        validation_fraction=0.1,
+        init="glorot_uniform",
+        dtype="float32",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.decay = decay
+        self.schedule = schedule
+        self.final_learning_rate = final_learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.l1 = l1
+        self.l2 = l2
+        self.bias_l1 = bias_l1
+        self.bias_l2 = bias_l2
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.init = init
+        self.dtype = dtype
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    # ------------------------------------------------------- subclass hooks
+    def _encode_targets(self, y, *, reset: bool, sample_weight=None) -> np.ndarray:
+        """Turn ``y`` into the 2-D float target matrix the network trains on."""
+        raise NotImplementedError
+
+    def _loss_name(self) -> str:
+        raise NotImplementedError
+
+    def _score_function(self):
+        raise NotImplementedError
+
+    # -------------------------------------------------------- validation
+    def _check_layer_params(self) -> tuple[tuple[int, ...], dict[str, Any]]:
+        """Validate per-layer sequences (lengths, ranges) beyond ``_parameter_constraints``."""
+        sizes = _as_tuple(self.hidden_layer_sizes)
+        if not all(isinstance(s, Integral | np.integer) and s >= 1 for s in sizes):
+            raise InvalidParameterError(
+                "The 'hidden_layer_sizes' parameter must be a positive int or a sequence of "
+                f"positive ints; got {self.hidden_layer_sizes!r}."
+            )
+        n_dense = len(sizes) + 1
+        per_layer: dict[str, Any] = {}
+        for name in _PER_LAYER_PARAMS:
+            value = getattr(self, name)
+            if np.ndim(value) == 0:
+                per_layer[name] = float(value)
+                continue
+            values = tuple(float(v) for v in value)
+            if len(values) != n_dense or any(not v >= 0 for v in values):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter must be a non-negative float or one non-negative "
+                    f"value per Dense layer ({n_dense}: {len(sizes)} hidden + output); "
+                    f"got {value!r}."
+                )
+            per_layer[name] = values
+        dropout = self.dropout
+        if np.ndim(dropout) == 0:
+            per_layer["dropout"] = float(dropout)
+        else:
+            rates = tuple(float(r) for r in dropout)
+            if len(rates) != len(sizes) or any(not 0 <= r < 1 for r in rates):
+                raise InvalidParameterError(
+                    "The 'dropout' parameter must be a float in [0, 1) or one such value per "
+                    f"hidden layer ({len(sizes)}); got {dropout!r}."
+                )
+            per_layer["dropout"] = rates
+        if self.schedule != "inverse_time" and self.final_learning_rate is None:
+            raise InvalidParameterError(
+                f"The 'final_learning_rate' parameter must be set when schedule={self.schedule!r}."
+            )
+        return tuple(int(s) for s in sizes), per_layer
+
+    def _validate_input(self, X, y=None, *, reset: bool):
+        dtype = np.dtype(self.dtype)
+        if y is None:
+            return validate_data(self, X, reset=reset, accept_sparse="csr", dtype=dtype)
+        return validate_data(
+            self, X, y, reset=reset, accept_sparse="csr", dtype=dtype, multi_output=True
+        )
+
+    # ----------------------------------------------------------- building
+    def _rng(self) -> np.random.Generator:
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        return np.random.default_rng(seed)
+
+    def _build(self, n_features: int, n_outputs: int) -> None:
+        """Create the network and its trainer from the constructor parameters."""
+        sizes, per_layer = self._check_layer_params()
+        rng = self._rng()
+        network = Network(
+            n_features,
+            sizes,
+            n_outputs,
+            activation=self.activation,
+            loss=self._loss_name(),
+            dropout=per_layer["dropout"],
+            init=self.init,
+            weight_l1=per_layer["l1"],
+            weight_l2=per_layer["l2"],
+            bias_l1=per_layer["bias_l1"],
+            bias_l2=per_layer["bias_l2"],
+            dtype=self.dtype,
+        )
+        network.initialize(rng)
+        self.network_ = network
+        self._trainer = self._make_trainer(network, rng)
+
+    def _make_optimizer(self):
+        if self.optimizer == "sgd":
+            return SGD(momentum=self.momentum, nesterov=self.nesterov)
+        return {"adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}[self.optimizer]()
+
+    def _make_trainer(self, network: Network, rng: np.random.Generator) -> Trainer:
+        schedule = make_schedule(
+            self.schedule,
+            self.learning_rate,
+            decay=self.decay,
+            final_learning_rate=self.final_learning_rate,
+            n_epochs=self.max_epochs,
+        )
+        return Trainer(
+            network,
+            self._make_optimizer(),
+            schedule,
+            rng=rng,
+            batch_size=None if self.batch_size == "full" else int(self.batch_size),
+            score=self._score_function(),
+        )
+
+    # ------------------------------------------------------------ training
+    def _split_validation(self, X, Y, sample_weight, rng):
+        """Hold out ``validation_fraction`` of the rows (stratified for classifiers if possible)."""
+        seed = int(rng.integers(np.iinfo(np.int32).max))
+        arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+        stratify = None
+        if isinstance(self, ClassifierMixin) and self._target_type != "multilabel-indicator":
+            stratify = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
+        try:
+            split = train_test_split(
+                *arrays, test_size=self.validation_fraction, random_state=seed, stratify=stratify
+            )
+        except ValueError:  # a class too small to stratify
+            split = train_test_split(*arrays, test_size=self.validation_fraction, random_state=seed)
+        train, validation = split[0::2], split[1::2]
+        if sample_weight is None:
+            return train[0], train[1], None, (validation[0], validation[1])
+        return train[0], train[1], train[2], (validation[0], validation[1], validation[2])
+
+    def _prepare_fit(self, X, y, sample_weight, validation_data, *, keep: bool, primed=False):
+        """Validate data, build (or keep) the network; return what ``iter_epochs`` needs.
+
+        ``keep``: continue with the fitted network; ``primed``: the targets' encoding is
+        already set (``partial_fit(classes=...)``).
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        X, y = self._validate_input(X, y, reset=not keep)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            if not np.any(sample_weight > 0):
+                raise ValueError("sample_weight must contain at least one positive weight")
+        Y = self._encode_targets(y, reset=not (keep or primed), sample_weight=sample_weight)
+        if not keep:
+            self._build(X.shape[1], Y.shape[1])
+        elif self.network_.n_outputs != Y.shape[1]:
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs but the fitted network has {self.network_.n_outputs}"
+            )
+        validation = None
+        if validation_data is not None:
+            X_val, y_val, *rest = validation_data
+            X_val = self._validate_input(X_val, reset=False)
+            validation = (X_val, self._encode_targets(y_val, reset=False))
+            if rest and rest[0] is not None:
+                validation += (_check_sample_weight(rest[0], X_val, dtype=np.float64),)
+        elif self.early_stopping and not keep:
+            X, Y, sample_weight, validation = self._split_validation(
+                X, Y, sample_weight, self._trainer.rng
+            )
+        return X, Y, sample_weight, validation
+
+    def iter_fit(
+        self, X, y, sample_weight=None, *, validation_data=None
+    ) -> Iterator[dict[str, Any]]:
+        """Fit epoch by epoch, yielding each epoch's record.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights; a zero weight removes the row from the loss.
+        validation_data : tuple ``(X_val, y_val)`` or ``(X_val, y_val, w_val)``, optional
+            Data scored after each epoch; replaces the ``validation_fraction`` split.
+
+        Yields
+        ------
+        record : dict
+            ``epoch``, ``loss``, ``data_loss``, ``val_loss``, ``val_score``, ``learning_rate``.
+
+        Notes
+        -----
+        However the iteration ends (exhausted, or ``close()``), the estimator is left fitted
+        with the state reached (best weights restored when ``early_stopping=True``).
+
+        Examples
+        --------
+        >>> from nncv import NNClassifier
+        >>> from nncv.datasets import load
+        >>> X, y = load("iris")
+        >>> net = NNClassifier(max_epochs=5, random_state=0)
+        >>> [r["epoch"] for r in net.iter_fit(X, y)]
+        [1, 2, 3, 4, 5]
+        """
+        self._validate_params()
+        keep = self.warm_start and hasattr(self, "network_")
+        X, Y, sample_weight, validation = self._prepare_fit(
+            X, y, sample_weight, validation_data, keep=keep
+        )
+        stopper = None
+        if self.early_stopping and validation is not None:
+            stopper = EarlyStopping(patience=self.patience, monitor="val_loss")
+        self._trainer.callbacks = [stopper] if stopper else []
+        first_epoch = self._trainer.epochs_done
+        epochs = self._trainer.iter_epochs(
+            X, Y, n_epochs=self.max_epochs, sample_weight=sample_weight, validation_data=validation
+        )
+        progress = self._progress_bar()
+        try:
+            for record in epochs:
+                self._report(progress, record)
+                yield record
+        except GeneratorExit:
+            epochs.close()
+            self._finish_fit(stopper, first_epoch)
+            raise
+        finally:
+            epochs.close()
+            if progress is not None:
+                progress.close()
+        self._finish_fit(stopper, first_epoch)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; pandas DataFrames keep their column names.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights.
+
+        Returns
+        -------
+        self
+        """
+        for _ in self.iter_fit(X, y, sample_weight):
+            pass
+        return self
+
+    def _partial_fit(self, X, y, sample_weight=None, *, primed: bool = False):
+        """One epoch on ``X, y``; the first call validates parameters and builds the network."""
+        keep = hasattr(self, "network_")
+        if not keep:
+            self._validate_params()
+        X, Y, sample_weight, _ = self._prepare_fit(
+            X, y, sample_weight, None, keep=keep, primed=primed
+        )
+        self._trainer.callbacks = []
+        first_epoch = self._trainer.epochs_done
+        for _ in self._trainer.iter_epochs(X, Y, n_epochs=1, sample_weight=sample_weight):
+            pass
+        self._finish_fit(None, first_epoch)
+        return self
+
+    def _finish_fit(self, stopper, first_epoch: int) -> None:
+        """Set the fitted attributes from the trainer's history (all epochs of its life)."""
+        frame = pd.DataFrame(self._trainer.history, columns=list(HISTORY_COLUMNS))
+        self.history_ = frame
+        self.n_iter_ = int(frame["epoch"].iloc[-1]) if len(frame) else 0
+        if stopper is not None and stopper.best_epoch is not None:
+            self.best_epoch_ = int(stopper.best_epoch)
+        else:
+            self.best_epoch_ = self.n_iter_
+        self.loss_curve_ = frame["loss"].tolist()
+        self.validation_scores_ = frame["val_score"].tolist()
+        epochs_run = self._trainer.epochs_done - first_epoch
+        if stopper is not None and epochs_run >= self.max_epochs and stopper.wait < self.patience:
+            warnings.warn(
+                f"max_epochs={self.max_epochs} reached before early stopping triggered; "
+                "the validation loss may still improve with more epochs.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------ progress
+    def _progress_bar(self):
+        if not self.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.max_epochs, desc=type(self).__name__, unit="epoch")
+
+    @staticmethod
+    def _report(progress, record) -> None:
+        if progress is None:
+            return
+        progress.update(1)
+        shown = {k: f"{record[k]:.4g}" for k in ("loss", "val_loss", "val_score")}
+        progress.set_postfix(shown, refresh=False)
+
+    # ----------------------------------------------------------- inference
+    def _forward(self, X) -> np.ndarray:
+        check_is_fitted(self, "network_")
+        X = self._validate_input(X, reset=False)
+        with np.errstate(over="ignore"):
+            return self.network_.predict(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # --------------------------------------------------------- persistence
+    def _get_fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-friendly description and numeric arrays of the fitted estimator (no pickle)."""
+        check_is_fitted(self, "network_")
+        iterations, optimizer_arrays = self._trainer.optimizer.get_state()
+        meta: dict[str, Any] = {
+            "estimator": type(self).__name__,
+            "params": _encode_params(self.get_params(deep=False)),
+            "network": self.network_.get_config(),
+            "layer_shapes": [list(s) for s in self.network_.layer_shapes],
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": (
+                [str(n) for n in self.feature_names_in_]
+                if hasattr(self, "feature_names_in_")
+                else None
+            ),
+            "n_iter": int(self.n_iter_),
+            "best_epoch": int(self.best_epoch_),
+            "epochs_done": int(self._trainer.epochs_done),
+            "optimizer_iterations": int(iterations),
+        }
+        arrays = {"network.parameters": self.network_.parameters.copy()}
+        arrays.update({f"optimizer.{k}": v for k, v in optimizer_arrays.items()})
+        arrays.update(
+            {f"history.{c}": self.history_[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
+        )
+        self._add_target_state(meta, arrays)
+        return meta, arrays
+
+    @classmethod
+    def _from_fitted_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]):
+        """Rebuild a fitted estimator from :meth:`_get_fitted_state`'s output."""
+        if meta.get("estimator") != cls.__name__:
+            raise NncvError(f"state describes {meta.get('estimator')!r}, not {cls.__name__}")
+        try:
+            estimator = cls(**_decode_params(meta["params"]))
+            network = Network.from_config(meta["network"])
+            network.set_parameters(arrays["network.parameters"])
+            if network.parameters.dtype != arrays["network.parameters"].dtype:
+                raise NncvError("network parameters have the wrong dtype")
+        except (KeyError, TypeError, ValueError) as error:
+            raise NncvError(f"inconsistent {cls.__name__} state: {error}") from error
+        estimator.network_ = network
+        estimator._trainer = estimator._make_trainer(network, estimator._rng())
+        optimizer_arrays = {
+            k.removeprefix("optimizer."): v for k, v in arrays.items() if k.startswith("optimizer.")
+        }
+        estimator._trainer.optimizer.set_state(meta["optimizer_iterations"], optimizer_arrays)
+        estimator._trainer.epochs_done = int(meta["epochs_done"])
+        estimator.n_features_in_ = int(meta["n_features_in"])
+        if meta.get("feature_names_in") is not None:
+            estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        history = pd.DataFrame({c: arrays[f"history.{c}"] for c in HISTORY_COLUMNS})
+        history["epoch"] = history["epoch"].astype(np.int64)
+        estimator._trainer.history = history.to_dict("records")
+        estimator.history_ = history
+        estimator.n_iter_ = int(meta["n_iter"])
+        estimator.best_epoch_ = int(meta["best_epoch"])
+        estimator.loss_curve_ = history["loss"].tolist()
+        estimator.validation_scores_ = history["val_score"].tolist()
+        estimator._set_target_state(meta, arrays)
+        return estimator
+
+
+def _encode_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Constructor parameters as JSON values; tuples are tagged so they come back as tuples."""
+
+    def encode(value):
+        if isinstance(value, tuple):
+            return {"tuple": [encode(v) for v in value]}
+        if isinstance(value, list):
+            return [encode(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, np.random.RandomState | np.random.Generator):
+            return None
+        raise NncvError(f"cannot store parameter value {value!r} of type {type(value).__name__}")
+
+    return {name: encode(value) for name, value in params.items()}
+
+
+def _decode_params(params: dict[str, Any]) -> dict[str, Any]:
+    def decode(value):
+        if isinstance(value, dict):
+            if set(value) != {"tuple"}:
+                raise NncvError(f"unexpected parameter encoding {value!r}")
+            return tuple(decode(v) for v in value["tuple"])
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    return {name: decode(value) for name, value in params.items()}
+
+
+class NNClassifier(ClassifierMixin, _BaseNN):
+    """Neural-network classifier trained from scratch in NumPy.
+
+    Binary targets get one sigmoid output, multiclass targets a softmax output, and
+    multilabel targets (a 2-D 0/1 ``y``) one sigmoid per label.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(100,)
+        Width of each hidden layer.
+    activation : {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}, default="relu"
+        Hidden-layer activation.
+    optimizer : {"adam", "sgd", "rmsprop", "adagrad"}, default="adam"
+        Update rule (NNFS formulas).
+    learning_rate : float, default=0.001
+        Initial learning rate.
+    decay : float, default=0
+        Inverse-time decay per step, ``lr / (1 + decay * step)`` (``schedule="inverse_time"``).
+    schedule : {"inverse_time", "exponential", "linear"}, default="inverse_time"
+        ``exponential`` and ``linear`` go per epoch from ``learning_rate`` to
+        ``final_learning_rate`` at epoch ``max_epochs``.
+    final_learning_rate : float, default=None
+        End rate of the exponential and linear schedules (required for them).
+    momentum : float, default=0.9
+        Momentum of ``optimizer="sgd"``.
+    nesterov : bool, default=False
+        Nesterov momentum for ``optimizer="sgd"``.
+    l1, l2 : float or tuple of float, default=0 and 1e-4
+        L1/L2 strength on the weights: the loss gains ``l1 * sum|W| + l2 * sum W**2``. A
+        tuple gives one value per Dense layer, hidden layers then output (NNFS: ``(5e-4, 0)``).
+    bias_l1, bias_l2 : float or tuple of float, default=0
+        The same on the biases.
+    dropout : float or tuple of float, default=0
+        Inverted-dropout rate after each hidden layer, in [0, 1).
+    batch_size : int or "full", default=32
+        Mini-batch size; ``"full"`` uses the whole training set per step.
+    max_epochs : int, default=200
+        Number of passes over the data (the most, with early stopping).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when the validation loss has
+        not improved for ``patience`` epochs; the best weights are restored.
+    patience : int, default=10
+        Epochs without improvement before early stopping.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping (stratified).
+    init : str, default="glorot_uniform"
+        Weight initialiser: ``nnfs`` (0.01·N(0, 1)), ``he``, ``glorot_normal``,
+        ``glorot_uniform`` (and ``xavier_*`` aliases), ``zeros``.
+    dtype : {"float32", "float64"}, default="float32"
+        The one dtype of the whole fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, dropout and the validation split.
+    warm_start : bool, default=False
+        Continue from the fitted weights (and optimiser state) on the next ``fit``.
+    verbose : int, default=0
+        Show a progress bar over epochs when positive.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels (any type); for multilabel ``y``, ``arange(n_labels)``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` was a DataFrame with string column names.
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        Epoch whose weights the model holds (the last one without early stopping).
+    loss_curve_ : list of float
+    validation_scores_ : list of float
+        Validation accuracy per epoch (NaN without validation data).
+    history_ : pandas.DataFrame
+        One row per epoch: epoch, loss, data_loss, val_loss, val_score, learning_rate.
+    network_ : nncv.network.Network
+
+    Examples
+    --------
+    >>> from nncv import NNClassifier
+    >>> from nncv.datasets import load
+    >>> X, y = load("iris")
+    >>> clf = NNClassifier(hidden_layer_sizes=16, max_epochs=50, random_state=0).fit(X, y)
+    >>> clf.predict(X[:2]).tolist()
+    [0, 0]
+    """
+
+    def _loss_name(self) -> str:
+        if self._target_type == "multiclass":
+            return "softmax_cross_entropy"
+        return "sigmoid_cross_entropy"
+
+    def _score_function(self):
+        return metrics.accuracy
+
+    def _encode_targets(self, y, *, reset: bool, sample_weight=None) -> np.ndarray:
+        if reset:
+            if np.ndim(y) == 2 and np.shape(y)[1] == 1:
+                warnings.warn(
+                    "A column-vector y was passed when a 1d array was expected; it is raveled.",
+                    DataConversionWarning,
+                    stacklevel=4,
+                )
+                y = np.ravel(y)
+            check_classification_targets(y)
+            target_type = type_of_target(y, input_name="y")
+            if target_type not in ("binary", "multiclass", "multilabel-indicator"):
+                raise ValueError(f"NNClassifier does not support {target_type} targets")
+            binarizer = LabelBinarizer()
+            binarizer.fit(y)
+            if len(binarizer.classes_) < 2:
+                raise ValueError(
+                    "y contains only one class "
+                    f"({binarizer.classes_[0]!r}); a classifier needs at least two"
+                )
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+            self._target_type = (
+                "multilabel-indicator"
+                if binarizer.y_type_ == "multilabel-indicator"
+                else ("binary" if len(self.classes_) == 2 else "multiclass")
+            )
+        return self._binarize(y)
+
+    def _binarize(self, y) -> np.ndarray:
+        y = np.asarray(y)
+        if self._target_type != "multilabel-indicator":
+            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+            unknown = np.setdiff1d(np.unique(y), self.classes_)
+            if unknown.size:
+                raise ValueError(
+                    f"y contains labels not seen in the first fit: {unknown.tolist()}; "
+                    f"known classes are {self.classes_.tolist()}"
+                )
+        return self._label_binarizer.transform(y).astype(self.dtype, copy=False)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train one more epoch on ``X, y`` (the first call builds the network).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        classes : array-like, optional
+            All class labels; required on the first call unless ``y`` is multilabel.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        if hasattr(self, "network_"):
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(
+                    f"classes={list(classes)!r} differs from the first call's "
+                    f"{self.classes_.tolist()}"
+                )
+            return self._partial_fit(X, y, sample_weight)
+        if classes is None:
+            if type_of_target(y) != "multilabel-indicator":
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            return self._partial_fit(X, y, sample_weight)
+        self._validate_params()
+        self._prime_classes(np.asarray(classes))
+        return self._partial_fit(X, y, sample_weight, primed=True)
+
+    def _prime_classes(self, classes: np.ndarray) -> None:
+        classes = np.unique(classes)
+        if len(classes) < 2:
+            raise ValueError(f"classes must hold at least two labels, got {classes.tolist()}")
+        binarizer = LabelBinarizer().fit(classes)
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
+        self._target_type = "binary" if len(classes) == 2 else "multiclass"
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        outputs = self._forward(X)
+        if self._target_type == "binary":
+            return np.hstack([1 - outputs, outputs])
+        return outputs
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels (a 0/1 matrix for multilabel targets)."""
+        outputs = self._forward(X)
+        if self._target_type == "multilabel-indicator":
+            return (outputs > 0.5).astype(np.int64)
+        if self._target_type == "binary":
+            return self.classes_[(outputs[:, 0] > 0.5).astype(np.int64)]
+        return self.classes_[outputs.argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _add_target_state(self, meta, arrays) -> None:
+        meta["target_type"] = self._target_type
+        if self.classes_.dtype.kind in "biuf":
+            arrays["classes"] = self.classes_
+            meta["classes"] = None
+        else:
+            meta["classes"] = [str(c) for c in self.classes_]
+            if any(not isinstance(c, str) for c in self.classes_):
+                raise NncvError(
+                    "only numeric or string class labels can be saved, got "
+                    f"{self.classes_.dtype} labels"
+                )
+
+    def _set_target_state(self, meta, arrays) -> None:
+        target_type = meta["target_type"]
+        if meta.get("classes") is None:
+            classes = np.asarray(arrays["classes"])
+        else:
+            classes = np.asarray(meta["classes"], dtype=object)
+        if target_type == "multilabel-indicator":
+            binarizer = LabelBinarizer().fit(np.eye(len(classes), dtype=np.int64))
+        else:
+            binarizer = LabelBinarizer().fit(classes)
+        self._label_binarizer = binarizer
+        self.classes_ = classes
+        self._target_type = target_type
+
+
+class NNRegressor(RegressorMixin, _BaseNN):
+    """Neural-network regressor trained from scratch in NumPy (one or several outputs).
+
+    The targets are standardised internally (mean 0, variance 1 per output, learnt on the
+    first fit) and predictions are mapped back, so learning rates and penalties mean the same
+    whatever the scale of ``y``; ``loss`` and ``val_loss`` are in standardised units and
+    ``val_score`` is R².
+
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, optimizer, learning_rate, decay, schedule, \
+final_learning_rate, momentum, nesterov, l1, l2, bias_l1, bias_l2, dropout, batch_size, \
+max_epochs, early_stopping, patience, validation_fraction, init, dtype, random_state, \
+warm_start, verbose
+        As for :class:`NNClassifier` (the validation split is not stratified).
+
+    Attributes
+    ----------
+    n_features_in_, feature_names_in_, n_iter_, best_epoch_, loss_curve_, history_, network_
+        As for :class:`NNClassifier`.
+    validation_scores_ : list of float
+        Validation R² per epoch.
+
+    Examples
+    --------
+    >>> from nncv import NNRegressor
+    >>> from nncv.datasets import load
+    >>> X, y = load("diabetes")
+    >>> reg = NNRegressor(hidden_layer_sizes=8, max_epochs=5, random_state=0).fit(X, y)
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+
+    def _loss_name(self) -> str:
+        return "mse"
+
+    def _score_function(self):
+        return metrics.r2
+
+    def _encode_targets(self, y, *, reset: bool, sample_weight=None) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if reset:
+            if not np.all(np.isfinite(y)):
+                raise ValueError("y contains NaN or infinity")
+            self._single_output = y.ndim == 1
+            Y = y.reshape(len(y), -1)
+            self._target_mean = np.average(Y, axis=0, weights=sample_weight)
+            variance = np.average((Y - self._target_mean) ** 2, axis=0, weights=sample_weight)
+            scale = np.sqrt(variance)
+            self._target_scale = np.where(scale > 0, scale, 1.0)
+        Y = y.reshape(len(y), -1)
+        if Y.shape[1] != len(self._target_mean):
+            raise ValueError(
+                f"y has {Y.shape[1]} outputs, the model was fitted with {len(self._target_mean)}"
+            )
+        return ((Y - self._target_mean) / self._target_scale).astype(self.dtype)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train one more epoch on ``X, y`` (the first call builds the network).
+
+        Returns
+        -------
+        self
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs) like ``y``."""
+        outputs = self._forward(X).astype(np.float64)
+        outputs *= self._target_scale
+        outputs += self._target_mean
+        return outputs[:, 0] if self._single_output else outputs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _add_target_state(self, meta, arrays) -> None:
+        meta["single_output"] = bool(self._single_output)
+        arrays["target_mean"] = self._target_mean
+        arrays["target_scale"] = self._target_scale
+
+    def _set_target_state(self, meta, arrays) -> None:
+        self._single_output = bool(meta["single_output"])
+        self._target_mean = np.asarray(arrays["target_mean"], dtype=np.float64)
+        self._target_scale = np.asarray(arrays["target_scale"], dtype=np.float64)
