@@ -1,0 +1,123 @@
+"""Where the network sits in the user's estimator, and how names and fit params reach it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from nncv.exceptions import SearchError
+from nncv.search.space import HIDDEN_LAYER_SIZES, SearchSpace, did_you_mean
+
+__all__ = [
+    "default_estimator",
+    "hidden_depth",
+    "network_prefix",
+    "resolve_space_names",
+    "route_fit_params",
+    "slice_rows",
+]
+
+
+def default_estimator(y: Any, classifier: bool | None = None) -> Pipeline:
+    """Standard scaler + NNClassifier, or + NNRegressor when ``y`` is continuous."""
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.multiclass import type_of_target
+
+    from nncv.estimators import NNClassifier, NNRegressor
+
+    if classifier is None:
+        classifier = not type_of_target(y).startswith("continuous")
+    network = NNClassifier() if classifier else NNRegressor()
+    return Pipeline([("scale", StandardScaler()), ("net", network)])
+
+
+def network_prefix(estimator: Any) -> tuple[str, Any]:
+    """Return ``(prefix, network)``: ``("net__", step)`` for a Pipeline, ``("", est)`` bare."""
+    if isinstance(estimator, Pipeline):
+        name, network = estimator.steps[-1]
+        prefix = f"{name}__"
+    else:
+        prefix, network = "", estimator
+    if not hasattr(network, "iter_fit"):
+        raise SearchError(
+            f"the estimator to tune must be an nncv estimator (NNClassifier/NNRegressor) or a "
+            f"Pipeline ending in one; got {type(network).__name__}, which has no iter_fit"
+        )
+    return prefix, network
+
+
+def resolve_space_names(estimator: Any, space: SearchSpace) -> dict[str, str]:
+    """Map each estimator-level name of ``space`` to the full ``set_params`` name.
+
+    A plain name is the network's parameter; ``step__param`` addresses any pipeline step.
+    Raises :class:`~nncv.SearchError` for a name the estimator lacks.
+    """
+    prefix, _ = network_prefix(estimator)
+    known = list(estimator.get_params(deep=True))
+    resolved = {}
+    for name in space.estimator_names():
+        full = name if "__" in name else prefix + name
+        if full not in known:
+            shown = [k[len(prefix) :] for k in known if k.startswith(prefix) and "__" not in k[len(prefix) :]]
+            hint = did_you_mean(name, shown) or did_you_mean(full, known)
+            origin = " (set by hidden_size/n_layers)" if name == HIDDEN_LAYER_SIZES else ""
+            raise SearchError(
+                f"search space names {name!r}{origin}, which {type(network_prefix(estimator)[1]).__name__} "
+                f"does not have{hint}; its parameters are {sorted(shown)}"
+            )
+        resolved[name] = full
+    return resolved
+
+
+def hidden_depth(estimator: Any) -> int:
+    """Number of hidden layers the estimator has now (used when n_layers is not searched)."""
+    prefix, network = network_prefix(estimator)
+    sizes = network.get_params().get(HIDDEN_LAYER_SIZES)
+    if sizes is None:
+        return 1
+    return max(1, int(np.size(sizes)))
+
+
+def route_fit_params(
+    estimator: Any, fit_params: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split fit params into ``(network params, preprocessing params)``.
+
+    ``sample_weight`` (or ``<last step>__sample_weight``) goes to the network;
+    ``<step>__<param>`` to that pipeline step's ``fit``.
+    """
+    prefix, _ = network_prefix(estimator)
+    network: dict[str, Any] = {}
+    preprocessing: dict[str, Any] = {}
+    for key, value in fit_params.items():
+        if prefix and key.startswith(prefix):
+            network[key[len(prefix) :]] = value
+        elif prefix and "__" in key:
+            step = key.split("__", 1)[0]
+            if step not in dict(estimator.steps):
+                raise SearchError(f"fit parameter {key!r} names no pipeline step")
+            preprocessing[key] = value
+        else:
+            network[key] = value
+    unknown = sorted(set(network) - {"sample_weight"})
+    if unknown:
+        raise SearchError(
+            f"unsupported fit parameters {unknown} for the network: it accepts sample_weight only"
+        )
+    return network, preprocessing
+
+
+def slice_rows(value: Any, indices: np.ndarray, n_samples: int) -> Any:
+    """Rows ``indices`` of an array-like with one row per sample; anything else unchanged."""
+    if value is None or np.isscalar(value) or not hasattr(value, "__len__"):
+        return value
+    if len(value) != n_samples:
+        return value
+    if hasattr(value, "iloc"):
+        return value.iloc[indices]
+    if hasattr(value, "tocsr"):
+        return value.tocsr()[indices]
+    return np.asarray(value)[indices]

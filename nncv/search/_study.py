@@ -1,0 +1,297 @@
+"""Study bookkeeping: fingerprints, fixed fold splits and seeds recorded on the Optuna study.
+
+A study created by nncv carries, as study user attributes,
+
+* ``nncv_seed`` — the study seed every fold seed and sampler seed derives from;
+* ``nncv_data_sha256`` — a fingerprint of X, y (and the sample weights);
+* ``nncv_space_sha256`` and ``nncv_space`` — the search space, fingerprinted and in full;
+* ``nncv_splits`` and ``nncv_splits_sha256`` — the fold splits, fixed for the study's life;
+* ``nncv_metrics`` — the scorer names, the first being the one the study maximises.
+
+Continuing a study checks all of them before any trial runs and refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from nncv.exceptions import SearchError
+from nncv.search.space import SearchSpace
+
+__all__ = [
+    "StudySetup",
+    "decode_splits",
+    "encode_splits",
+    "fingerprint_data",
+    "fold_seed",
+    "open_study",
+    "sampler_seed",
+    "splits_digest",
+]
+
+ATTR_PREFIX = "nncv_"
+_SPLIT_KEY = 1
+_SAMPLER_KEY = 2
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+# ---------------------------------------------------------------------------- seeds
+def fold_seed(study_seed: int, trial_number: int, fold: int) -> int:
+    """The seed of one fold of one trial: ``SeedSequence([study_seed, trial, fold])``.
+
+    Examples
+    --------
+    >>> fold_seed(0, 3, 1) == fold_seed(0, 3, 1) != fold_seed(0, 3, 2)
+    True
+    """
+    return int(np.random.SeedSequence([study_seed, trial_number, fold]).generate_state(1)[0])
+
+
+def sampler_seed(study_seed: int, n_existing_trials: int, worker: int) -> int:
+    """Seed of a worker's sampler; it moves on with the study so a resume draws new points."""
+    sequence = np.random.SeedSequence(
+        study_seed, spawn_key=(_SAMPLER_KEY, n_existing_trials, worker)
+    )
+    return int(sequence.generate_state(1)[0])
+
+
+def split_seed(study_seed: int) -> int:
+    """Seed of the shuffling splitter built when ``cv`` is an integer."""
+    return int(np.random.SeedSequence(study_seed, spawn_key=(_SPLIT_KEY,)).generate_state(1)[0])
+
+
+def new_study_seed() -> int:
+    """A fresh 32-bit seed from the operating system's entropy."""
+    return int(np.random.SeedSequence().generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------- data
+def _hash_array(digest: Any, name: str, values: Any) -> None:
+    digest.update(name.encode())
+    if values is None:
+        digest.update(b"<none>")
+        return
+    try:
+        import pandas as pd
+
+        if isinstance(values, pd.DataFrame | pd.Series):
+            digest.update(repr(list(getattr(values, "columns", [values.name]))).encode())
+            digest.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
+            return
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    array = np.asarray(values)
+    if array.dtype == object:
+        array = array.astype(str)
+    array = np.ascontiguousarray(array)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(memoryview(array).cast("B"))
+
+
+def fingerprint_data(X: Any, y: Any, sample_weight: Any = None) -> str:
+    """SHA-256 over the shapes, dtypes and bytes of X, y and the sample weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, y = np.zeros((3, 2)), np.array([0, 1, 0])
+    >>> fingerprint_data(X, y) == fingerprint_data(X.copy(), y) != fingerprint_data(X, 1 - y)
+    True
+    """
+    digest = hashlib.sha256()
+    _hash_array(digest, "X", X)
+    _hash_array(digest, "y", y)
+    _hash_array(digest, "sample_weight", sample_weight)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- splits
+def _pack(mask: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(np.packbits(mask).tobytes(), 9)).decode("ascii")
+
+
+def _unpack(text: str, n_samples: int) -> np.ndarray:
+    bits = np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.uint8)
+    return np.unpackbits(bits, count=n_samples).astype(bool)
+
+
+def encode_splits(splits: Sequence[Split], n_samples: int) -> dict[str, Any]:
+    """Encode fold splits compactly (a zlib'd bit mask per fold and side) for a study attribute.
+
+    Indices are kept as sets: the decoded arrays are sorted.
+    """
+    folds = []
+    for train, test in splits:
+        masks = []
+        for indices in (train, test):
+            mask = np.zeros(n_samples, dtype=bool)
+            mask[np.asarray(indices, dtype=np.int64)] = True
+            masks.append(_pack(mask))
+        folds.append({"train": masks[0], "test": masks[1]})
+    return {"n_samples": int(n_samples), "folds": folds}
+
+
+def decode_splits(record: dict[str, Any]) -> list[Split]:
+    """Inverse of :func:`encode_splits`: sorted int64 (train, test) index arrays per fold."""
+    n_samples = int(record["n_samples"])
+    return [
+        (
+            np.flatnonzero(_unpack(fold["train"], n_samples)),
+            np.flatnonzero(_unpack(fold["test"], n_samples)),
+        )
+        for fold in record["folds"]
+    ]
+
+
+def splits_digest(splits: Iterable[Split]) -> str:
+    """SHA-256 of the fold index arrays, to compare the splits two trials actually used."""
+    digest = hashlib.sha256()
+    for train, test in splits:
+        for indices in (train, test):
+            digest.update(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
+            digest.update(b"|")
+    return digest.hexdigest()
+
+
+def make_splits(cv: Any, X: Any, y: Any, groups: Any, classifier: bool, seed: int) -> list[Split]:
+    """Materialise the folds: an int becomes a shuffled (stratified for classes) K-fold."""
+    from sklearn.model_selection import KFold, StratifiedKFold, check_cv
+    from sklearn.utils.multiclass import type_of_target
+
+    if isinstance(cv, int | np.integer) and not isinstance(cv, bool):
+        if cv < 2:
+            raise SearchError(f"cv must be at least 2 folds, got {cv}")
+        stratify = classifier and type_of_target(y) in ("binary", "multiclass")
+        splitter_cls = StratifiedKFold if stratify else KFold
+        splitter = splitter_cls(int(cv), shuffle=True, random_state=split_seed(seed))
+    else:
+        splitter = check_cv(cv, y, classifier=classifier)
+    try:
+        splits = [(np.sort(train), np.sort(test)) for train, test in splitter.split(X, y, groups)]
+    except ValueError as error:
+        raise SearchError(f"cannot split the data into folds: {error}") from error
+    if not splits:
+        raise SearchError("cv produced no folds")
+    return splits
+
+
+# ---------------------------------------------------------------------------- study
+@dataclass
+class StudySetup:
+    """What a trial needs from the study: its seed and its fixed splits."""
+
+    seed: int
+    splits: list[Split]
+    splits_sha256: str
+    metrics: list[str]
+
+
+def _check_attr(attrs: dict[str, Any], key: str, expected: Any, message: str) -> None:
+    stored = attrs.get(ATTR_PREFIX + key)
+    if stored is not None and stored != expected:
+        raise SearchError(message)
+
+
+def open_study(
+    *,
+    storage: optuna.storages.BaseStorage,
+    study_name: str | None,
+    sampler: optuna.samplers.BaseSampler | None,
+    pruner: optuna.pruners.BasePruner | None,
+    space: SearchSpace,
+    data_sha256: str,
+    metrics: list[str],
+    random_state: int | None,
+    make_splits_for_seed: Any,
+    n_samples: int,
+    requested_folds: int | None,
+) -> tuple[optuna.Study, StudySetup]:
+    """Create or continue a study and check it belongs to this data, space and scoring.
+
+    ``make_splits_for_seed(seed)`` builds the folds when the study has none yet. Raises
+    :class:`~nncv.SearchError` on any mismatch, before a trial runs.
+    """
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise SearchError(f"study {study.study_name!r} minimises; nncv studies maximise a score")
+    attrs = study.user_attrs
+    name = study.study_name
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    if ATTR_PREFIX + "data_sha256" not in attrs and finished:
+        raise SearchError(
+            f"study {name!r} already has {len(finished)} finished trials but was not created "
+            "by nncv (no data fingerprint); use another study_name"
+        )
+    _check_attr(
+        attrs,
+        "data_sha256",
+        data_sha256,
+        f"study {name!r} was run on other data (X, y or sample_weight differ); "
+        "use the same data or another study_name",
+    )
+    _check_attr(
+        attrs,
+        "space_sha256",
+        space.fingerprint(),
+        f"study {name!r} was run with another search space: stored {attrs.get('nncv_space')}, "
+        f"now {space.to_dict()}; use the same space or another study_name",
+    )
+    _check_attr(
+        attrs,
+        "metrics",
+        metrics,
+        f"study {name!r} scored {attrs.get('nncv_metrics')}, now {metrics}; "
+        "use the same scoring or another study_name",
+    )
+    stored_seed = attrs.get(ATTR_PREFIX + "seed")
+    if stored_seed is not None and random_state is not None and int(random_state) != stored_seed:
+        raise SearchError(
+            f"study {name!r} was started with random_state={stored_seed}, now {random_state}; "
+            "pass the same random_state (or None) to continue it"
+        )
+
+    if stored_seed is None:
+        seed = new_study_seed() if random_state is None else int(random_state)
+        splits = make_splits_for_seed(seed)
+        record = encode_splits(splits, n_samples)
+        values = {
+            "seed": seed,
+            "data_sha256": data_sha256,
+            "space_sha256": space.fingerprint(),
+            "space": space.to_dict(),
+            "metrics": metrics,
+            "splits": record,
+            "splits_sha256": splits_digest(decode_splits(record)),
+        }
+        for key, value in values.items():
+            study.set_user_attr(ATTR_PREFIX + key, value)
+        attrs = study.user_attrs  # another process may have won the race: use what is stored
+    seed = int(attrs[ATTR_PREFIX + "seed"])
+    splits = decode_splits(attrs[ATTR_PREFIX + "splits"])
+    if requested_folds is not None and requested_folds != len(splits):
+        raise SearchError(
+            f"study {name!r} has {len(splits)} folds fixed on it, but cv asks for "
+            f"{requested_folds}; use the same cv or another study_name"
+        )
+    return study, StudySetup(
+        seed=seed,
+        splits=splits,
+        splits_sha256=attrs[ATTR_PREFIX + "splits_sha256"],
+        metrics=list(attrs[ATTR_PREFIX + "metrics"]),
+    )

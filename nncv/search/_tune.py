@@ -1,0 +1,134 @@
+"""``nncv.tune``: an Optuna study over a search space, scored by lockstep k-fold CV."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import optuna
+
+from nncv.search._result import TuneResult
+from nncv.search._run import prepare
+from nncv.search._storage import StorageSpec
+from nncv.search.space import SearchSpace
+
+__all__ = ["tune"]
+
+logger = logging.getLogger("nncv.search")
+
+
+def tune(
+    X: Any,
+    y: Any,
+    estimator: Any = None,
+    space: SearchSpace | dict | str | None = None,
+    n_trials: int | None = 20,
+    timeout: float | None = None,
+    cv: Any = 5,
+    scoring: Any = None,
+    pruner: str | optuna.pruners.BasePruner | None = "median",
+    sampler: optuna.samplers.BaseSampler | None = None,
+    storage: StorageSpec = None,
+    study_name: str | None = None,
+    n_workers: int = 1,
+    random_state: int | None = None,
+    refit: bool = True,
+) -> TuneResult:
+    """Tune a network by k-fold cross-validation with an Optuna study.
+
+    Each trial clones ``estimator`` once per fold, fits the preprocessing steps on the
+    training fold only, and trains every fold's network in lockstep: after each epoch the
+    mean validation score over the folds is reported to the trial and the pruner decides,
+    so a trial is pruned on the evidence of all folds. The folds are fixed when the study
+    is created and stored on it; fold ``k`` of trial ``t`` is seeded with
+    ``SeedSequence([study_seed, t, k])``, so a trial's score does not depend on
+    ``n_workers``. A diverging trial (NaN loss) is recorded as failed, with its reason,
+    and the study goes on.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    estimator : Pipeline or nncv estimator, optional
+        What the space tunes: a bare NNClassifier/NNRegressor or a Pipeline ending in
+        one. Default: standard scaler + NNClassifier, or NNRegressor when ``y`` is
+        continuous. Its other parameters (``max_epochs``, ``early_stopping``, …) are kept.
+    space : SearchSpace, dict of ranges or path to a TOML file, optional
+        Default :meth:`SearchSpace.default`.
+    n_trials : int or None, default=20
+        Trials to run in this call (added to those a continued study has); None runs
+        until ``timeout``.
+    timeout : float, optional
+        Stop starting new trials after this many seconds.
+    cv : int, cross-validation splitter or iterable of (train, test), default=5
+        An int gives shuffled K folds (stratified for class labels) seeded by the study.
+    scoring : str, callable, list or dict, optional
+        Scikit-learn scorer(s); the first one is maximised. Default: the estimator's
+        ``score`` (accuracy or R²). Pruning always uses the network's own per-epoch
+        validation score (accuracy or R²).
+    pruner : {"median", "hyperband", "successive_halving", "none"} or optuna pruner
+    sampler : optuna sampler, optional
+        Default: a seeded multivariate TPE sampler.
+    storage : None, path ending in ".log", SQLAlchemy URL or optuna storage
+        None keeps the study in memory; a ``.log`` path is a journal file several
+        processes can share; ``sqlite:///x.db`` or ``postgresql://…`` a database. The
+        same storage and ``study_name`` again continue the study.
+    study_name : str, optional
+        Default: a new unique name (a fresh study).
+    n_workers : int, default=1
+        Worker processes sharing the storage (an in-memory study uses a temporary
+        journal file meanwhile); BLAS is limited to one thread in each.
+    random_state : int, optional
+        The study seed (folds, fold seeds, sampler). A continued study keeps its own.
+    refit : bool, default=True
+        Refit the best configuration on all the data (``result.best_estimator``).
+
+    Returns
+    -------
+    TuneResult
+        ``best_params``, ``best_score`` (mean over folds), ``best_score_std``,
+        ``best_estimator``, ``study`` and ``trials_frame``.
+
+    Raises
+    ------
+    nncv.SearchError
+        Before any trial, for a space naming a parameter the estimator lacks, an
+        unreachable storage, or a continued study run on other data, space or scoring;
+        after the study, when no trial completed.
+
+    Examples
+    --------
+    >>> from nncv import NNClassifier, SearchSpace, tune
+    >>> from nncv.search import Float
+    >>> from nncv.datasets import load
+    >>> X, y = load("iris")
+    >>> space = SearchSpace(learning_rate=Float(1e-3, 1e-1, log=True))
+    >>> result = tune(X, y, NNClassifier(hidden_layer_sizes=8, max_epochs=5), space,
+    ...               n_trials=2, cv=3, random_state=0)
+    >>> 0 <= result.best_score <= 1
+    True
+    """
+    search = prepare(
+        X,
+        y,
+        estimator=estimator,
+        space=space,
+        cv=cv,
+        scoring=scoring,
+        refit_metric=False,  # several scorers: the first one is maximised
+        pruner=pruner,
+        sampler=sampler,
+        storage=storage,
+        study_name=study_name,
+        n_workers=n_workers,
+        random_state=random_state,
+    )
+    interrupted = search.run(n_trials, timeout)
+    if interrupted:
+        finished = sum(t.state.is_finished() for t in search.study.get_trials(deepcopy=False))
+        logger.warning(
+            "interrupted: %d finished trials of study %r are kept; no refit",
+            finished,
+            search.study.study_name,
+        )
+    return search.result(refit=refit, interrupted=interrupted)
