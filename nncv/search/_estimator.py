@@ -55,18 +55,19 @@ def resolve_space_names(estimator: Any, space: SearchSpace) -> dict[str, str]:
     A plain name is the network's parameter; ``step__param`` addresses any pipeline step.
     Raises :class:`~nncv.SearchError` for a name the estimator lacks.
     """
-    prefix, _ = network_prefix(estimator)
+    prefix, network = network_prefix(estimator)
     known = list(estimator.get_params(deep=True))
     resolved = {}
     for name in space.estimator_names():
         full = name if "__" in name else prefix + name
         if full not in known:
-            shown = [k[len(prefix) :] for k in known if k.startswith(prefix) and "__" not in k[len(prefix) :]]
+            own = [k[len(prefix) :] for k in known if k.startswith(prefix)]
+            shown = [k for k in own if "__" not in k]
             hint = did_you_mean(name, shown) or did_you_mean(full, known)
             origin = " (set by hidden_size/n_layers)" if name == HIDDEN_LAYER_SIZES else ""
             raise SearchError(
-                f"search space names {name!r}{origin}, which {type(network_prefix(estimator)[1]).__name__} "
-                f"does not have{hint}; its parameters are {sorted(shown)}"
+                f"search space names {name!r}{origin}, which {type(network).__name__} does "
+                f"not have{hint}; its parameters are {sorted(shown)}"
             )
         resolved[name] = full
     return resolved

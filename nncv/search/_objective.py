@@ -160,9 +160,8 @@ class FoldObjective:
     def _start_fold(self, trial_number: int, index: int, split: Split, params: dict) -> _Fold:
         train, test = split
         estimator = clone(self.estimator)
-        estimator.set_params(
-            **params, **{f"{self.prefix}random_state": fold_seed(self.study_seed, trial_number, index)}
-        )
+        seed = fold_seed(self.study_seed, trial_number, index)
+        estimator.set_params(**params, **{f"{self.prefix}random_state": seed})
         rows = lambda v, idx: slice_rows(v, idx, self.n_samples)  # noqa: E731
         X_train, y_train = rows(self.X, train), rows(self.y, train)
         X_val, y_val = rows(self.X, test), rows(self.y, test)

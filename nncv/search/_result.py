@@ -89,7 +89,9 @@ def cv_results(study: optuna.Study, metrics: list[str], n_splits: int) -> dict[s
                 value = p[name]
                 column[row] = tuple(value) if isinstance(value, list) else value
         results[f"param_{name}"] = column
-    results["params"] = [{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in params]
+    results["params"] = [
+        {k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in params
+    ]
     for metric in metrics:
         scores = np.full((n, n_splits), np.nan)
         for row, trial in enumerate(trials):

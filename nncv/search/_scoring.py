@@ -47,7 +47,9 @@ def make_scorers(estimator: Any, scoring: Any, refit: Any = True) -> tuple[dict[
                 raise SearchError(f"scoring must list distinct scorer names, got {scoring!r}")
             scorers = {name: check_scoring(estimator, scoring=name) for name in names}
         else:
-            raise SearchError(f"scoring must be None, a name, a callable, a list or a dict, got {scoring!r}")
+            raise SearchError(
+                f"scoring must be None, a name, a callable, a list or a dict, got {scoring!r}"
+            )
     except (ValueError, TypeError) as error:
         if isinstance(error, SearchError):
             raise

@@ -76,8 +76,8 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
     Examples
     --------
     >>> from sklearn.model_selection import cross_val_score
-    >>> from nncv import NNClassifier, NNSearchCV, SearchSpace
-    >>> from nncv.search import Float
+    >>> from nncv import NNClassifier
+    >>> from nncv.search import Float, NNSearchCV, SearchSpace
     >>> from nncv.datasets import load
     >>> X, y = load("iris")
     >>> search = NNSearchCV(NNClassifier(hidden_layer_sizes=8, max_epochs=5),

@@ -76,9 +76,7 @@ def _database(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except Exception as error:  # SQLAlchemy, driver and Optuna errors alike
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SearchError(
-            f"cannot reach storage {describe_storage(url)}: {reason}"
-        ) from error
+        raise SearchError(f"cannot reach storage {describe_storage(url)}: {reason}") from error
 
 
 def make_storage(storage: StorageSpec) -> optuna.storages.BaseStorage:

@@ -98,8 +98,8 @@ def tune(
 
     Examples
     --------
-    >>> from nncv import NNClassifier, SearchSpace, tune
-    >>> from nncv.search import Float
+    >>> from nncv import NNClassifier
+    >>> from nncv.search import Float, SearchSpace, tune
     >>> from nncv.datasets import load
     >>> X, y = load("iris")
     >>> space = SearchSpace(learning_rate=Float(1e-3, 1e-1, log=True))

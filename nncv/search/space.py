@@ -175,7 +175,7 @@ class Categorical:
             object.__setattr__(self, "choices", tuple(self.choices))
 
     def validate(self, name: str) -> None:
-        """Raise :class:`~nncv.SearchError` when there is no choice or a choice is not plain data."""
+        """Raise :class:`~nncv.SearchError` for no choices or a choice that is not plain data."""
         if not isinstance(self.choices, tuple) or not self.choices:
             raise SearchError(f"search space: {name} needs a non-empty list of choices")
         for choice in self.choices:
