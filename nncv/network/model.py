@@ -99,6 +99,9 @@ class Network:
         self.dtype = np.dtype(dtype)
         n_dense = len(self.hidden_layer_sizes) + 1
         self.dropout = _per_layer(dropout, n_dense - 1, "dropout")
+        for rate in self.dropout:
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
         self.weight_l1 = _per_layer(weight_l1, n_dense, "weight_l1")
         self.weight_l2 = _per_layer(weight_l2, n_dense, "weight_l2")
         self.bias_l1 = _per_layer(bias_l1, n_dense, "bias_l1")
