@@ -106,20 +106,7 @@ def test_dropout_mask_comes_from_the_generator():
     assert not np.array_equal(mask(1), mask(2))
 
 
-NETWORK_IGNORES_RATE = pytest.mark.xfail(
-    strict=True, reason="docs/network-findings.md F1: Network skips the check for rates <= 0"
-)
-
-
-@pytest.mark.parametrize(
-    "rate",
-    [
-        pytest.param(-0.1, marks=NETWORK_IGNORES_RATE),
-        1.0,
-        1.5,
-        pytest.param(float("nan"), marks=NETWORK_IGNORES_RATE),
-    ],
-)
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])
 def test_dropout_rate_validation(rate):
     with pytest.raises(ValueError, match="dropout rate must be in"):
         Dropout(rate)
