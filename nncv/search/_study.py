@@ -84,7 +84,8 @@ def _hash_array(digest: Any, name: str, values: Any) -> None:
         import pandas as pd
 
         if isinstance(values, pd.DataFrame | pd.Series):
-            digest.update(repr(list(getattr(values, "columns", [values.name]))).encode())
+            names = values.columns if isinstance(values, pd.DataFrame) else [values.name]
+            digest.update(repr([str(n) for n in names]).encode())
             digest.update(pd.util.hash_pandas_object(values, index=False).to_numpy().tobytes())
             return
     except ImportError:  # pragma: no cover - pandas is a dependency

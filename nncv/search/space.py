@@ -242,14 +242,16 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)  # shortest round-tripping form; inf/nan are rejected by validate
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+        # A JSON string is a TOML basic string once DEL, which TOML wants escaped, is.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise SearchError(f"cannot write {value!r} to TOML")
 
 
 def _toml_key(name: str) -> str:
-    return name if name.replace("_", "").replace("-", "").isalnum() else json.dumps(name)
+    bare = name.replace("_", "").replace("-", "")
+    return name if bare.isascii() and bare.isalnum() else json.dumps(name, ensure_ascii=False)
 
 
 class SearchSpace(Mapping[str, Param]):
