@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "ConfigurationError",
     "DivergedError",
     "NncvError",
     "SearchError",
@@ -13,6 +14,10 @@ __all__ = [
 
 class NncvError(Exception):
     """Root of every error nncv raises on purpose; catch it to catch them all."""
+
+
+class ConfigurationError(NncvError, ValueError):
+    """A network, layer, schedule or callback was configured with an impossible value."""
 
 
 class DivergedError(NncvError, FloatingPointError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from nncv.exceptions import ConfigurationError
 from nncv.network.activations import ACTIVATIONS, DERIVATIVES
 from nncv.network.initializers import INITIALIZERS
 
@@ -115,7 +116,7 @@ class Dropout:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate < 1.0:
-            raise ValueError(f"dropout rate must be in [0, 1), got {self.rate!r}")
+            raise ConfigurationError(f"dropout rate must be in [0, 1), got {self.rate!r}")
 
     def forward(
         self, inputs: np.ndarray, out: np.ndarray, mask: np.ndarray, rng: np.random.Generator

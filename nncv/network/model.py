@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nncv.exceptions import ConfigurationError
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
 from nncv.network.layers import Activation, Dense, Dropout
@@ -29,7 +30,7 @@ def _per_layer(value: float | Sequence[float], n_layers: int, name: str) -> list
         return [float(value)] * n_layers
     values = [float(v) for v in value]
     if len(values) != n_layers:
-        raise ValueError(f"{name} has {len(values)} values but there are {n_layers} layers")
+        raise ConfigurationError(f"{name} has {len(values)} values but there are {n_layers} layers")
     return values
 
 
@@ -88,7 +89,7 @@ class Network:
             (init, INITIALIZERS, "init"),
         ):
             if key not in table:
-                raise ValueError(f"unknown {what} {key!r}; choose one of {sorted(table)}")
+                raise ConfigurationError(f"unknown {what} {key!r}; choose one of {sorted(table)}")
         self.n_inputs = int(n_inputs)
         self.hidden_layer_sizes = [int(h) for h in hidden_layer_sizes]
         self.n_outputs = int(n_outputs)
@@ -101,7 +102,7 @@ class Network:
         self.dropout = _per_layer(dropout, n_dense - 1, "dropout")
         for rate in self.dropout:
             if not 0.0 <= rate < 1.0:
-                raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+                raise ConfigurationError(f"dropout rate must be in [0, 1), got {rate!r}")
         self.weight_l1 = _per_layer(weight_l1, n_dense, "weight_l1")
         self.weight_l2 = _per_layer(weight_l2, n_dense, "weight_l2")
         self.bias_l1 = _per_layer(bias_l1, n_dense, "bias_l1")
@@ -190,6 +191,8 @@ class Network:
         With ``training=True``, dropout masks are drawn from ``rng``.
         """
         n_rows = inputs.shape[0]
+        if inputs.dtype != self.dtype:
+            inputs = inputs.astype(self.dtype)  # CSR stays CSR
         self._reserve(n_rows)
         self._dropout_active = training
         values = inputs
@@ -200,7 +203,7 @@ class Network:
                 values = layer.forward(values)
             elif training:
                 if rng is None:
-                    raise ValueError("training with dropout needs a random generator")
+                    raise ConfigurationError("training with dropout needs a random generator")
                 values = layer.forward(
                     values,
                     self._buffers[index, "out"][:n_rows],
@@ -310,7 +313,7 @@ class Network:
         """Copy a flat parameter vector (as in :attr:`parameters`) into the network."""
         parameters = np.asarray(parameters)
         if parameters.shape != self.parameters.shape:
-            raise ValueError(
+            raise ConfigurationError(
                 f"parameter vector has shape {parameters.shape}, the network needs "
                 f"{self.parameters.shape}"
             )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nncv.exceptions import ConfigurationError
+
 __all__ = ["SCHEDULES", "ExponentialDecay", "InverseTimeDecay", "LinearDecay", "make_schedule"]
 
 
@@ -69,7 +71,7 @@ def make_schedule(
     if name == "inverse_time":
         return InverseTimeDecay(learning_rate, decay)
     if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
+        raise ConfigurationError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
     if final_learning_rate is None:
-        raise ValueError(f"schedule {name!r} needs final_learning_rate")
+        raise ConfigurationError(f"schedule {name!r} needs final_learning_rate")
     return SCHEDULES[name](learning_rate, final_learning_rate, n_epochs)

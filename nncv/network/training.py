@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from nncv.exceptions import DivergedError, StopTraining
+from nncv.exceptions import ConfigurationError, DivergedError, StopTraining
 from nncv.network.losses import mean_loss
 from nncv.network.model import Network
 
@@ -89,6 +89,16 @@ class EarlyStopping(Callback):
         self.wait = 0
 
     def on_epoch_end(self, trainer: Trainer, record: Record) -> None:
+        if self.monitor not in record:
+            raise ConfigurationError(
+                f"EarlyStopping monitors {self.monitor!r}, which is not in the epoch record; "
+                f"choose one of {sorted(record)}"
+            )
+        if math.isnan(record[self.monitor]):
+            raise ConfigurationError(
+                f"EarlyStopping monitors {self.monitor!r}, which is NaN: pass validation_data "
+                "or monitor 'loss'"
+            )
         value = self.sign * record[self.monitor]
         if value < self.best_value - self.min_delta:
             self.best_value = value
@@ -267,6 +277,9 @@ class Trainer:
         DivergedError
             When the loss becomes NaN or infinite.
         """
+        dtype = self.network.dtype
+        inputs = inputs.astype(dtype, copy=False)
+        targets = np.asarray(targets, dtype=dtype)
         validation_inputs = validation_targets = validation_weight = None
         if validation_data is not None:
             validation_inputs, validation_targets, *rest = validation_data
