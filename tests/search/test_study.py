@@ -79,8 +79,9 @@ def test_int_cv_is_shuffled_stratified_and_fixed_by_the_seed():
     a = make_splits(3, X, y, None, classifier=True, seed=5)
     b = make_splits(3, X, y, None, classifier=True, seed=5)
     c = make_splits(3, X, y, None, classifier=True, seed=6)
-    for (tr_a, te_a), (tr_b, te_b) in zip(a, b, strict=True):
-        np.testing.assert_array_equal(te_a, te_b)
+    for (train_a, test_a), (train_b, test_b) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(train_a, train_b)
+        np.testing.assert_array_equal(test_a, test_b)
     assert any(not np.array_equal(x[1], z[1]) for x, z in zip(a, c, strict=True))
     for _, test in a:
         assert set(np.bincount(y[test], minlength=3).tolist()) <= {6, 7}  # stratified
