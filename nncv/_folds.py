@@ -19,6 +19,7 @@ from nncv.exceptions import NncvError
 __all__ = [
     "CVSetupError",
     "base_seed",
+    "compact_rows",
     "fold_seed",
     "make_splits",
     "seed_estimator",
@@ -110,6 +111,23 @@ def seed_estimator(estimator: Any, seed: int) -> list[str]:
     return unset
 
 
+def compact_rows(rows: np.ndarray, n_samples: int) -> np.ndarray:
+    """A boolean mask of ``rows`` (1 byte a row) when sorted and unique, else ``rows``.
+
+    Examples
+    --------
+    >>> compact_rows(np.array([0, 2]), 3)
+    array([ True, False,  True])
+    >>> compact_rows(np.array([2, 0]), 3)
+    array([2, 0])
+    """
+    if len(rows) > 1 and np.any(np.diff(rows) <= 0):
+        return rows  # unsorted or repeated rows: keep them as given
+    mask = np.zeros(n_samples, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
 def make_splits(
     cv: Any,
     X: Any,
@@ -119,7 +137,10 @@ def make_splits(
     groups: Any = None,
     shuffle_seed: int,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Compute every fold's ``(train, test)`` row indices once.
+    """Compute every fold's ``(train, test)`` rows once.
+
+    ``test`` is an index array; ``train`` is a boolean row mask when that loses nothing
+    (see :func:`compact_rows`): a million-row, 5-fold split then takes 5 MB, not 32 MB.
 
     ``cv`` as an int gives ``StratifiedKFold`` for a classifier with a binary or
     multiclass target and ``KFold`` otherwise, both shuffled with ``shuffle_seed``;
@@ -149,9 +170,13 @@ def make_splits(
             splitter = check_cv(cv, y, classifier=is_classifier(estimator))
         except (TypeError, ValueError) as error:
             raise CVSetupError(f"cv must be an int >= 2 or a splitter: {error}") from error
+    n_samples = len(y)
     try:
         splits = [
-            (np.asarray(train, dtype=np.intp), np.asarray(test, dtype=np.intp))
+            (
+                compact_rows(np.asarray(train, dtype=np.intp), n_samples),
+                np.asarray(test, dtype=np.intp),
+            )
             for train, test in splitter.split(X, y, groups)
         ]
     except ValueError as error:
@@ -159,6 +184,7 @@ def make_splits(
     if not splits:
         raise CVSetupError(f"{splitter!r} produced no folds")
     for fold, (train, test) in enumerate(splits):
-        if len(train) == 0 or len(test) == 0:
+        n_train = np.count_nonzero(train) if train.dtype == bool else len(train)
+        if n_train == 0 or len(test) == 0:
             raise CVSetupError(f"fold {fold} has an empty training or test set")
     return splits

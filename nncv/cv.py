@@ -43,9 +43,12 @@ class CVResult:
         Seconds spent fitting (including preprocessing) and scoring each fold.
     curves : pandas.DataFrame
         One row per fold and epoch: ``fold``, ``epoch``, ``loss``, ``val_loss``,
-        ``val_score`` and the network's other history columns. The ``val_*`` columns
-        are measured on the fold's held-out rows (on the network's own validation
-        split when it uses early stopping). Empty for estimators without ``history_``.
+        ``val_score`` and the network's other record columns (``data_loss``,
+        ``learning_rate``). ``val_loss`` and ``val_score`` are measured on the fold's
+        held-out rows after each epoch. A network with ``early_stopping=True`` stops on
+        its own ``validation_fraction`` split of the training rows (never on the rows it
+        is scored on); those values are in ``early_stopping_val_loss`` and
+        ``early_stopping_val_score``. Empty for estimators that are not nncv networks.
     test_indices : tuple of ndarray
         The held-out rows of each fold.
     fold_seeds : tuple of int
@@ -223,7 +226,8 @@ def cross_validate(
     if error_score != "raise" and not isinstance(error_score, (int, float)):
         raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
     X, y, groups = _check_data(X, y, groups)
-    sample_weight = _check_sample_weight(sample_weight, _num_samples(X))
+    n_samples = _num_samples(X)
+    sample_weight = _check_sample_weight(sample_weight, n_samples)
     build_scorers(estimator, scoring)  # fail here, not in every worker
     base = base_seed(random_state)
     splits = make_splits(
@@ -310,9 +314,9 @@ def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | Non
 
 def _curves(outcomes: list[Any]) -> pd.DataFrame:
     frames = [
-        outcome.history.assign(fold=outcome.fold)
+        outcome.curves.assign(fold=outcome.fold)
         for outcome in outcomes
-        if outcome.history is not None and len(outcome.history)
+        if outcome.curves is not None and len(outcome.curves)
     ]
     if not frames:
         return pd.DataFrame({name: pd.Series(dtype=float) for name in CURVE_COLUMNS}).astype(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.exceptions import FitFailedWarning
@@ -14,10 +15,10 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
-from nncv import _fold_fit
+from nncv import NNClassifier, NNRegressor, _fold_fit
 from nncv._folds import fold_seed
 from nncv.cv import CVResult, CVSetupError, ScoringError, cross_validate
-from nncv.exceptions import NncvError
+from nncv.exceptions import DivergedError, NncvError
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +295,139 @@ def test_a_failing_fold_scores_error_score_with_a_warning():
     assert result.scores["score"][1] > 0.9
     with pytest.raises(ValueError, match="NaN"):
         cross_validate(LogisticRegression(), X, y, cv=splits)
+
+
+# ------------------------------------------------------------ nncv networks
+
+
+def small_net_pipeline(**params):
+    options = {"hidden_layer_sizes": (16,), "max_epochs": 6, "batch_size": 32, **params}
+    return make_pipeline(StandardScaler(), NNClassifier(**options))
+
+
+def test_curves_hold_every_fold_and_epoch_scored_on_the_held_out_rows(cancer):
+    X, y = cancer
+    result = cross_validate(
+        small_net_pipeline(), X, y, cv=3, scoring="accuracy", random_state=0, n_jobs=1
+    )
+    curves = result.curves
+    assert list(curves.columns[:5]) == ["fold", "epoch", "loss", "val_loss", "val_score"]
+    assert len(curves) == 3 * 6
+    assert curves.groupby("fold").epoch.apply(list).tolist() == [list(range(1, 7))] * 3
+    assert curves[["loss", "val_loss", "val_score"]].notna().all().all()
+    last = curves.groupby("fold").val_score.last().to_numpy()
+    np.testing.assert_allclose(last, result.scores["accuracy"])
+
+
+def test_blockwise_held_out_scores_equal_the_networks_own_validation(cancer, monkeypatch):
+    X, y = cancer
+    monkeypatch.setattr(_fold_fit, "BLOCK_ROWS", 50)  # several blocks per held-out fold
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    result = cross_validate(small_net_pipeline(), X, y, cv=3, sample_weight=weights, random_state=2)
+    for fold, test in enumerate(result.test_indices):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        scaler = StandardScaler().fit(X[train])
+        net = NNClassifier(
+            hidden_layer_sizes=(16,), max_epochs=6, random_state=result.fold_seeds[fold]
+        )
+        validation = (scaler.transform(X[test]), y[test], weights[test])
+        for _ in net.iter_fit(
+            scaler.transform(X[train]), y[train], weights[train], validation_data=validation
+        ):
+            pass
+        ours = result.curves[result.curves.fold == fold]
+        np.testing.assert_allclose(ours.val_loss, net.history_.val_loss, rtol=1e-6)
+        np.testing.assert_allclose(ours.val_score, net.history_.val_score, rtol=1e-12)
+        np.testing.assert_allclose(ours.loss, net.history_.loss, rtol=1e-6)
+
+
+def test_networks_give_the_same_numbers_for_one_and_two_jobs(cancer):
+    X, y = cancer
+    X = X.astype(np.float32)
+    runs = [
+        cross_validate(
+            small_net_pipeline(dropout=0.1),
+            X,
+            y,
+            cv=3,
+            scoring=["accuracy", "neg_log_loss"],
+            n_jobs=n_jobs,
+            random_state=5,
+        )
+        for n_jobs in (1, 2)
+    ]
+    for name in runs[0].scores:
+        np.testing.assert_array_equal(runs[0].scores[name], runs[1].scores[name])
+    pd.testing.assert_frame_equal(runs[0].curves, runs[1].curves)
+
+
+def test_sample_weight_reaches_each_networks_fold(cancer):
+    X, y = cancer
+    weights = np.where(y == 0, 5.0, 0.2)
+    result = cross_validate(
+        small_net_pipeline(),
+        X,
+        y,
+        cv=3,
+        sample_weight=weights,
+        random_state=3,
+        return_estimator=True,
+    )
+    for fold, test in enumerate(result.test_indices):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        reference = small_net_pipeline(random_state=result.fold_seeds[fold])
+        reference.fit(X[train], y[train], nnclassifier__sample_weight=weights[train])
+        np.testing.assert_array_equal(
+            result.estimators[fold].predict_proba(X[test]), reference.predict_proba(X[test])
+        )
+    plain = cross_validate(small_net_pipeline(), X, y, cv=3, random_state=3)
+    assert not np.allclose(plain.curves.loss, result.curves.loss)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stopping_never_stops_on_the_scored_rows(cancer):
+    X, y = cancer
+    result = cross_validate(
+        small_net_pipeline(early_stopping=True, patience=2, max_epochs=30),
+        X,
+        y,
+        cv=3,
+        scoring="accuracy",
+        random_state=0,
+        return_estimator=True,
+    )
+    curves = result.curves
+    assert {"early_stopping_val_loss", "early_stopping_val_score"} <= set(curves.columns)
+    # the held-out and the early-stopping validation rows differ, so do their losses
+    assert not np.allclose(curves.val_loss, curves.early_stopping_val_loss)
+    for fold, estimator in enumerate(result.estimators):
+        stopper = curves[curves.fold == fold]
+        best = stopper.early_stopping_val_loss.idxmin()
+        assert estimator[-1].best_epoch_ == stopper.epoch[best]
+
+
+def test_a_diverging_fold_is_reported(cancer):
+    X, y = cancer
+    model = small_net_pipeline(learning_rate=1e4, optimizer="sgd", momentum=0.0, l2=0.0)
+    with pytest.raises(DivergedError):
+        cross_validate(model, X * 1e3, y, cv=2, random_state=0)
+    with pytest.warns(FitFailedWarning, match="DivergedError"):
+        result = cross_validate(model, X * 1e3, y, cv=2, random_state=0, error_score=np.nan)
+    assert np.isnan(result.scores["score"]).all()
+
+
+def test_regressor_curves_score_r2_on_the_held_out_rows():
+    X, y = load_diabetes(return_X_y=True)
+    model = make_pipeline(
+        StandardScaler(), NNRegressor(hidden_layer_sizes=(16,), max_epochs=5, learning_rate=0.01)
+    )
+    result = cross_validate(
+        model, X, y, cv=3, scoring=["r2", "neg_mean_squared_error"], random_state=0
+    )
+    last = result.curves.groupby("fold").tail(1)
+    np.testing.assert_allclose(last.val_score, result.scores["r2"], rtol=1e-5)
+    # the loss is in the network's standardised target units (variance 1 on the train rows)
+    variances = [np.delete(y, test).var() for test in result.test_indices]
+    np.testing.assert_allclose(
+        last.val_loss * variances, -result.scores["neg_mean_squared_error"], rtol=1e-3
+    )
