@@ -90,8 +90,18 @@ def test_sigkill_loses_no_finished_trial_and_resume_keeps_the_splits(iris, tmp_p
     finished = _complete(before)
     assert len(finished) >= 3
     X, y = iris
-    result = tune(X, y, small_classifier(max_epochs=40), small_space(), n_trials=2, cv=3,
-                  pruner="none", storage=str(path), study_name="s", refit=False)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        small_classifier(max_epochs=40),
+        small_space(),
+        n_trials=2,
+        cv=3,
+        pruner="none",
+        storage=str(path),
+        study_name="s",
+        refit=False,
+    )
     after = _complete(result.study)
     assert {n: after[n] for n in finished} == finished
     assert len(after) == len(finished) + 2
@@ -124,8 +134,17 @@ def _n_trials(path, name="s") -> int:
 def finished_study(iris, tmp_path):
     X, y = iris
     path = str(tmp_path / "study.log")
-    tune(X, y, small_classifier(max_epochs=2), small_space(), n_trials=1, cv=2,
-         storage=path, study_name="s", random_state=0)  # fmt: skip
+    tune(
+        X,
+        y,
+        small_classifier(max_epochs=2),
+        small_space(),
+        n_trials=1,
+        cv=2,
+        storage=path,
+        study_name="s",
+        random_state=0,
+    )
     return path
 
 
@@ -135,8 +154,15 @@ def test_resume_with_other_data_is_refused(iris, finished_study):
     X2[0, 0] += 0.1
     for data in [(X2, y), (X, np.roll(y, 1)), (X[:-1], y[:-1])]:
         with pytest.raises(SearchError, match="other data"):
-            tune(*data, small_classifier(max_epochs=2), small_space(), n_trials=1, cv=2,
-                 storage=finished_study, study_name="s")  # fmt: skip
+            tune(
+                *data,
+                small_classifier(max_epochs=2),
+                small_space(),
+                n_trials=1,
+                cv=2,
+                storage=finished_study,
+                study_name="s",
+            )
     assert _n_trials(finished_study) == 1
 
 
@@ -144,8 +170,16 @@ def test_resume_with_another_space_is_refused(iris, finished_study):
     X, y = iris
     wider = small_space().with_range("hidden_size", high=16)
     with pytest.raises(SearchError, match="another search space"):
-        tune(X, y, small_classifier(max_epochs=2), wider, n_trials=1, cv=2,
-             storage=finished_study, study_name="s")  # fmt: skip
+        tune(
+            X,
+            y,
+            small_classifier(max_epochs=2),
+            wider,
+            n_trials=1,
+            cv=2,
+            storage=finished_study,
+            study_name="s",
+        )
     assert _n_trials(finished_study) == 1
 
 
@@ -202,6 +236,16 @@ def test_sqlite_storage_runs_and_continues(iris, tmp_path):
     X, y = iris
     url = f"sqlite:///{tmp_path / 'study.db'}"
     for _ in range(2):
-        result = tune(X, y, small_classifier(max_epochs=2), small_space(), n_trials=1, cv=2,
-                      storage=url, study_name="db", random_state=0, refit=False)  # fmt: skip
+        result = tune(
+            X,
+            y,
+            small_classifier(max_epochs=2),
+            small_space(),
+            n_trials=1,
+            cv=2,
+            storage=url,
+            study_name="db",
+            random_state=0,
+            refit=False,
+        )
     assert len(result.study.trials) == 2

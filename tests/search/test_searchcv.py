@@ -16,8 +16,9 @@ from .conftest import small_classifier, small_space
 
 def test_cv_results_follow_gridsearchcv_layout(iris):
     X, y = iris
-    search = NNSearchCV(small_classifier(max_epochs=4), small_space(), n_trials=3, cv=3,
-                        random_state=0).fit(X, y)  # fmt: skip
+    search = NNSearchCV(
+        small_classifier(max_epochs=4), small_space(), n_trials=3, cv=3, random_state=0
+    ).fit(X, y)
     grid = GridSearchCV(small_classifier(max_epochs=1), {"net__learning_rate": [0.01]}, cv=3)
     grid.fit(X, y)
     expected = {k for k in grid.cv_results_ if not k.startswith("param_")}
@@ -39,9 +40,15 @@ def test_cv_results_follow_gridsearchcv_layout(iris):
 
 def test_multi_metric_refit_names_the_metric(iris):
     X, y = iris
-    search = NNSearchCV(small_classifier(max_epochs=3), small_space(), n_trials=3, cv=2,
-                        scoring=["accuracy", "f1_macro"], refit="f1_macro",
-                        random_state=0).fit(X, y)  # fmt: skip
+    search = NNSearchCV(
+        small_classifier(max_epochs=3),
+        small_space(),
+        n_trials=3,
+        cv=2,
+        scoring=["accuracy", "f1_macro"],
+        refit="f1_macro",
+        random_state=0,
+    ).fit(X, y)
     results = search.cv_results_
     for metric in ("accuracy", "f1_macro"):
         assert f"mean_test_{metric}" in results and f"split1_test_{metric}" in results
@@ -66,8 +73,14 @@ def test_multi_metric_needs_a_refit_name(iris):
 def test_nested_cross_val_score_runs_one_fresh_study_per_outer_fold(iris, tmp_path):
     X, y = iris
     path = str(tmp_path / "nested.log")
-    search = NNSearchCV(small_classifier(max_epochs=3), small_space(), n_trials=2, cv=2,
-                        storage=path, random_state=0)  # fmt: skip
+    search = NNSearchCV(
+        small_classifier(max_epochs=3),
+        small_space(),
+        n_trials=2,
+        cv=2,
+        storage=path,
+        random_state=0,
+    )
     outer = KFold(3, shuffle=True, random_state=0)
     scores = cross_val_score(search, X, y, cv=outer)
     assert scores.shape == (3,)
@@ -87,8 +100,14 @@ def test_nested_cross_val_score_runs_one_fresh_study_per_outer_fold(iris, tmp_pa
 
 def test_nested_cv_over_one_named_study_is_refused(iris, tmp_path):
     X, y = iris
-    search = NNSearchCV(small_classifier(max_epochs=2), small_space(), n_trials=1, cv=2,
-                        storage=str(tmp_path / "s.log"), study_name="shared")  # fmt: skip
+    search = NNSearchCV(
+        small_classifier(max_epochs=2),
+        small_space(),
+        n_trials=1,
+        cv=2,
+        storage=str(tmp_path / "s.log"),
+        study_name="shared",
+    )
     with pytest.raises(SearchError, match="other data"):
         cross_val_score(search, X, y, cv=2, error_score="raise")
 
@@ -106,8 +125,9 @@ def test_sample_weight_reaches_each_fold_sliced():
     order = rng.permutation(300)
     X, y, w = X[order], y[order], w[order]
     space = SearchSpace(learning_rate=Float(0.02, 0.05, log=True))
-    search = NNSearchCV(small_classifier(max_epochs=15), space, n_trials=2, cv=3,
-                        pruner="none", random_state=0)  # fmt: skip
+    search = NNSearchCV(
+        small_classifier(max_epochs=15), space, n_trials=2, cv=3, pruner="none", random_state=0
+    )
     weighted = clone(search).fit(X, y, sample_weight=w)
     assert min(weighted.result_.fold_scores["score"]) > 0.9
     true_rows = w == 1
@@ -133,8 +153,9 @@ def test_fit_params_for_other_steps_and_unknown_ones(iris):
 
 def test_refit_false_keeps_no_estimator(iris):
     X, y = iris
-    search = NNSearchCV(small_classifier(max_epochs=2), small_space(), n_trials=1, cv=2,
-                        refit=False).fit(X, y)  # fmt: skip
+    search = NNSearchCV(
+        small_classifier(max_epochs=2), small_space(), n_trials=1, cv=2, refit=False
+    ).fit(X, y)
     assert not hasattr(search, "best_estimator_")
     assert search.best_params_
     with pytest.raises(SearchError, match="refit"):

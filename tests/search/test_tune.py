@@ -47,8 +47,16 @@ def test_result_is_the_mean_over_folds_and_refits(iris):
 
 def test_trials_frame_is_trial_by_fold_by_epoch_by_metric(iris):
     X, y = iris
-    result = tune(X, y, small_classifier(max_epochs=4), small_space(), n_trials=2, cv=3,
-                  pruner="none", random_state=0)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        small_classifier(max_epochs=4),
+        small_space(),
+        n_trials=2,
+        cv=3,
+        pruner="none",
+        random_state=0,
+    )
     frame = result.trials_frame
     assert list(frame.columns) == ["trial", "state", "fold", "epoch", "metric", "value"]
     assert len(frame) == 2 * 3 * 4 * 5
@@ -69,8 +77,17 @@ def test_lockstep_pruning_stops_a_hopeless_trial_on_all_folds(iris, tmp_path):
     good = [{"learning_rate": lr} for lr in (0.02, 0.03, 0.04, 0.05, 0.06)]
     path = _enqueued_study(tmp_path / "s.log", "prune", space, [*good, {"learning_rate": 1e-6}])
     max_epochs = 15
-    result = tune(X, y, small_classifier(max_epochs=max_epochs), space, n_trials=6, cv=3,
-                  storage=path, study_name="prune", random_state=0)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        small_classifier(max_epochs=max_epochs),
+        space,
+        n_trials=6,
+        cv=3,
+        storage=path,
+        study_name="prune",
+        random_state=0,
+    )
     trials = result.study.trials
     assert [t.state for t in trials[:5]] == [COMPLETE] * 5
     hopeless = trials[5]
@@ -90,10 +107,27 @@ def test_lockstep_pruning_stops_a_hopeless_trial_on_all_folds(iris, tmp_path):
 def test_splits_are_fixed_for_the_study_and_recorded(iris, tmp_path):
     X, y = iris
     path = str(tmp_path / "study.log")
-    first = tune(X, y, small_classifier(max_epochs=3), small_space(), n_trials=3, cv=3,
-                 storage=path, study_name="s", random_state=1)  # fmt: skip
-    again = tune(X, y, small_classifier(max_epochs=3), small_space(), n_trials=2, cv=3,
-                 storage=path, study_name="s")  # fmt: skip
+    first = tune(
+        X,
+        y,
+        small_classifier(max_epochs=3),
+        small_space(),
+        n_trials=3,
+        cv=3,
+        storage=path,
+        study_name="s",
+        random_state=1,
+    )
+    again = tune(
+        X,
+        y,
+        small_classifier(max_epochs=3),
+        small_space(),
+        n_trials=2,
+        cv=3,
+        storage=path,
+        study_name="s",
+    )
     trials = again.study.trials
     assert len(trials) == 5
     digests = {t.user_attrs["nncv_splits_sha256"] for t in trials}
@@ -111,8 +145,16 @@ def test_splits_are_fixed_for_the_study_and_recorded(iris, tmp_path):
 
 def test_fold_seeds_follow_the_study_seed_trial_and_fold(iris):
     X, y = iris
-    result = tune(X, y, small_classifier(max_epochs=3), small_space(), n_trials=2, cv=2,
-                  pruner="none", random_state=7)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        small_classifier(max_epochs=3),
+        small_space(),
+        n_trials=2,
+        cv=2,
+        pruner="none",
+        random_state=7,
+    )
     seed = result.study.user_attrs["nncv_seed"]
     assert seed == 7
     splits = decode_splits(result.study.user_attrs["nncv_splits"])
@@ -142,7 +184,7 @@ def test_same_seed_same_study(iris):
             cv=2,
             random_state=3,
             refit=False,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     assert [t.params for t in runs[0].study.trials] == [t.params for t in runs[1].study.trials]
@@ -159,9 +201,20 @@ def test_same_trial_scores_with_one_or_two_workers(iris, tmp_path):
     scores = {}
     for n_workers in (1, 2):
         path = _enqueued_study(tmp_path / f"w{n_workers}.log", "w", space, values)
-        result = tune(X, y, small_classifier(max_epochs=5), space, n_trials=4, cv=3,
-                      pruner="none", storage=path, study_name="w", n_workers=n_workers,
-                      random_state=11, refit=False)  # fmt: skip
+        result = tune(
+            X,
+            y,
+            small_classifier(max_epochs=5),
+            space,
+            n_trials=4,
+            cv=3,
+            pruner="none",
+            storage=path,
+            study_name="w",
+            n_workers=n_workers,
+            random_state=11,
+            refit=False,
+        )
         trials = sorted(result.study.trials, key=lambda t: t.number)
         assert [t.state for t in trials] == [COMPLETE] * 4
         scores[n_workers] = {t.number: (t.params, t.value) for t in trials}
@@ -170,8 +223,16 @@ def test_same_trial_scores_with_one_or_two_workers(iris, tmp_path):
 
 def test_two_workers_without_storage_use_a_temporary_journal(iris):
     X, y = iris
-    result = tune(X, y, small_classifier(max_epochs=3), small_space(), n_trials=3, cv=2,
-                  n_workers=2, random_state=0)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        small_classifier(max_epochs=3),
+        small_space(),
+        n_trials=3,
+        cv=2,
+        n_workers=2,
+        random_state=0,
+    )
     assert isinstance(result.study._storage, optuna.storages.InMemoryStorage)
     assert len(result.study.trials) == 3
     assert result.best_estimator is not None
@@ -182,8 +243,18 @@ def test_diverging_trial_is_failed_with_its_reason_and_the_study_goes_on(regress
     space = SearchSpace(learning_rate=Float(1e-3, 10.0, log=True))
     values = [{"learning_rate": 0.01}, {"learning_rate": 10.0}, {"learning_rate": 0.02}]
     path = _enqueued_study(tmp_path / "nan.log", "nan", space, values)
-    result = tune(X, y, small_regressor(optimizer="sgd"), space, n_trials=3, cv=3,
-                  pruner="none", storage=path, study_name="nan", random_state=0)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        small_regressor(optimizer="sgd"),
+        space,
+        n_trials=3,
+        cv=3,
+        pruner="none",
+        storage=path,
+        study_name="nan",
+        random_state=0,
+    )
     trials = result.study.trials
     assert len(trials) == 3
     assert trials[1].state == FAIL
@@ -204,8 +275,7 @@ def test_no_completed_trial_is_a_clear_error(regression):
 def test_refit_uses_the_epoch_where_the_folds_peaked(iris):
     X, y = iris
     estimator = small_classifier(max_epochs=40, early_stopping=True, patience=3)
-    result = tune(X, y, estimator, small_space(), n_trials=2, cv=3, pruner="none",
-                  random_state=0)  # fmt: skip
+    result = tune(X, y, estimator, small_space(), n_trials=2, cv=3, pruner="none", random_state=0)
     best = result.best_trial
     history = best.user_attrs["nncv_history"]
     folds, epochs = np.array(history["fold"]), np.array(history["epoch"])
@@ -220,9 +290,15 @@ def test_refit_uses_the_epoch_where_the_folds_peaked(iris):
 
 def test_regression_default_estimator_and_scorers(regression):
     X, y = regression
-    result = tune(X, y, space=SearchSpace(learning_rate=Float(1e-3, 1e-1, log=True)),
-                  n_trials=2, cv=2, scoring=["r2", "neg_mean_absolute_error"],
-                  random_state=0)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        space=SearchSpace(learning_rate=Float(1e-3, 1e-1, log=True)),
+        n_trials=2,
+        cv=2,
+        scoring=["r2", "neg_mean_absolute_error"],
+        random_state=0,
+    )
     assert type(result.best_estimator[-1]).__name__ == "NNRegressor"
     assert result.metric == "r2"
     assert set(result.fold_scores) == {"r2", "neg_mean_absolute_error"}
@@ -231,6 +307,13 @@ def test_regression_default_estimator_and_scorers(regression):
 
 def test_bare_estimator_is_tuned_without_a_pipeline(iris):
     X, y = iris
-    result = tune(X, y, NNClassifier(hidden_layer_sizes=4, max_epochs=3), small_space(),
-                  n_trials=2, cv=2, random_state=0)  # fmt: skip
+    result = tune(
+        X,
+        y,
+        NNClassifier(hidden_layer_sizes=4, max_epochs=3),
+        small_space(),
+        n_trials=2,
+        cv=2,
+        random_state=0,
+    )
     assert isinstance(result.best_estimator, NNClassifier)
