@@ -159,14 +159,27 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 
 
 def is_regression(y: Any, task: str) -> bool:
-    """Whether ``task`` (or, for ``auto``, the target) calls for a regressor."""
+    """Whether ``task`` (or, for ``auto``, the target) calls for a regressor.
+
+    ``auto``: a regressor for a continuous target, and for a float target with more
+    than 20 distinct values even if they are whole numbers (diabetes' disease scores);
+    a classifier otherwise.
+
+    Examples
+    --------
+    >>> is_regression([0.5, 1.5], "auto"), is_regression([0, 1, 1], "auto")
+    (True, False)
+    """
     if task not in ("auto", "classifier", "regressor"):
         raise CommandError(f"--task must be auto, classifier or regressor, got {task!r}")
     if task != "auto":
         return task == "regressor"
     from sklearn.utils.multiclass import type_of_target
 
-    return type_of_target(y) in ("continuous", "continuous-multioutput")
+    if type_of_target(y).startswith("continuous"):
+        return True
+    values = np.asarray(y)
+    return values.dtype.kind == "f" and len(np.unique(values)) > 20
 
 
 def build_estimator(y: Any, task: str, scaler: str, params: dict[str, Any]) -> Any:
@@ -275,11 +288,8 @@ def _tune(
     import nncv
 
     X, y = load_data(data, target)
-    search_space = None
-    if space is not None:
-        from nncv.search.space import SearchSpace
-
-        search_space = SearchSpace.from_toml(space)
+    if space is not None and not space.exists():
+        raise CommandError(f"no such search space file: {space}")
     estimator = build_estimator(y, task, scaler, parse_params(param))
     options: dict[str, Any] = {}
     if scoring:
@@ -288,11 +298,11 @@ def _tune(
         X,
         y,
         estimator=estimator,
-        space=search_space,
+        space=None if space is None else str(space),
         n_trials=trials,
         timeout=timeout,
         cv=cv,
-        pruner=None if pruner == "none" else pruner,
+        pruner=pruner,
         storage=storage,
         study_name=study_name,
         n_workers=workers,
@@ -356,6 +366,7 @@ def tune_command(
         seed=seed,
         refit=out is not None,
     )
+    typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")
     typer.echo("best parameters: " + json.dumps(result.best_params, default=str, sort_keys=True))
     if trials_out is not None:
