@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,7 +174,11 @@ def main(script: StudyScript, argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(script, argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = script.load()
-    summary = _nested(script, args, X, y) if args.outer else _tune(script, args, X, y)
+    try:
+        summary = _nested(script, args, X, y) if args.outer else _tune(script, args, X, y)
+    except nncv.NncvError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.json:
         print(json.dumps(summary))
     return summary
