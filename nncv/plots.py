@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,9 +34,13 @@ class PlotError(NncvError, ValueError):
     """The table given to a plotting function lacks the columns it needs."""
 
 
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def _check_frame(frame: Any, what: str) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise PlotError(f"{what} needs a pandas DataFrame, got {type(frame).__name__}")
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    _check_frame(frame, what)
     missing = [name for name in columns if name not in frame.columns]
     if missing:
         raise PlotError(
@@ -86,6 +91,7 @@ def learning_curves(
     2
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    _check_frame(curves, "learning_curves")
     curves = _wide(curves)
     _require(curves, ["epoch", *metrics], "learning_curves")
     if "trial" in curves.columns:
@@ -153,6 +159,7 @@ def optimization_history(
     """
     if direction not in ("maximize", "minimize"):
         raise PlotError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    _check_frame(trials, "optimization_history")
     if "number" not in trials.columns and "trial" in trials.columns:
         trials = trials.rename(columns={"trial": "number"})
     _require(trials, ["number", "value"], "optimization_history")

@@ -177,7 +177,6 @@ def test_predict_refuses_a_tampered_model(tmp_path, cancer_csv):
 # ------------------------------------------------- tune, worker and report
 
 
-@pytest.mark.slow
 def test_tune_worker_and_report_share_one_journal_study(tmp_path):
     storage = tmp_path / "study.log"
     space = tmp_path / "space.toml"
