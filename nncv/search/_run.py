@@ -112,8 +112,10 @@ def _worker(
     worker: int,
     n_trials: int | None,
     timeout: float | None,
+    verbosity: int,
 ) -> int:
     """One worker process: open the shared storage and run its share of the trials."""
+    optuna.logging.set_verbosity(verbosity)  # as quiet or loud as the parent
     storage = make_storage(storage_spec)
     study = optuna.load_study(
         study_name=study_name,
@@ -183,6 +185,7 @@ class Search:
                 worker,
                 share,
                 timeout,
+                optuna.logging.get_verbosity(),
             )
             for worker, share in enumerate(shares)
         )
@@ -289,7 +292,8 @@ def prepare(
         raise SearchError(f"random_state must be an int or None, got {random_state!r}")
     fit_params = dict(fit_params or {})
     try:
-        check_consistent_length(X, y, *[v for v in fit_params.values() if hasattr(v, "__len__")])
+        per_sample = [v for v in fit_params.values() if hasattr(v, "shape") or isinstance(v, list)]
+        check_consistent_length(X, y, *per_sample)
     except ValueError as error:
         raise SearchError(f"inconsistent inputs: {error}") from error
     estimator = default_estimator(y, classifier) if estimator is None else estimator
