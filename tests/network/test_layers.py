@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from nncv.exceptions import ConfigurationError, NncvError
 from nncv.network import Dropout, Network
 from nncv.network.initializers import INITIALIZERS
 
@@ -108,9 +109,9 @@ def test_dropout_mask_comes_from_the_generator():
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])
 def test_dropout_rate_validation(rate):
-    with pytest.raises(ValueError, match="dropout rate must be in"):
+    with pytest.raises(ConfigurationError, match="dropout rate must be in"):
         Dropout(rate)
-    with pytest.raises(ValueError, match="dropout rate must be in"):
+    with pytest.raises(ConfigurationError, match="dropout rate must be in"):
         Network(3, [4], 2, dropout=rate)
 
 
@@ -130,7 +131,7 @@ def test_network_dropout_is_identity_at_inference():
 def test_network_dropout_training_needs_a_generator():
     network = Network(3, [4], 2, dropout=0.2)
     network.initialize(np.random.default_rng(0))
-    with pytest.raises(ValueError, match="random generator"):
+    with pytest.raises(ConfigurationError, match="random generator"):
         network.forward(np.zeros((2, 3), np.float32), training=True)
 
 
@@ -138,7 +139,7 @@ def test_dropout_per_layer_rates():
     network = Network(3, [4, 5, 6], 2, dropout=[0.1, 0.0, 0.3])
     rates = [layer.rate for layer in network.layers if isinstance(layer, Dropout)]
     assert rates == [0.1, 0.3]
-    with pytest.raises(ValueError, match="dropout has 2 values but there are 3 layers"):
+    with pytest.raises(ConfigurationError, match="dropout has 2 values but there are 3 layers"):
         Network(3, [4, 5, 6], 2, dropout=[0.1, 0.2])
 
 
@@ -147,12 +148,12 @@ def test_dropout_per_layer_rates():
     ("key", "value"), [("activation", "relu6"), ("loss", "hinge"), ("init", "orthogonal")]
 )
 def test_unknown_names_are_rejected_with_the_choices(key, value):
-    with pytest.raises(ValueError, match=f"unknown {key} '{value}'; choose one of"):
+    with pytest.raises(ConfigurationError, match=f"unknown {key} '{value}'; choose one of"):
         Network(3, [4], 2, **{key: value})
 
 
 def test_regulariser_per_layer_length_is_checked():
-    with pytest.raises(ValueError, match="weight_l2 has 3 values but there are 2 layers"):
+    with pytest.raises(ConfigurationError, match="weight_l2 has 3 values but there are 2 layers"):
         Network(3, [4], 2, weight_l2=[0.1, 0.2, 0.3])
 
 
@@ -188,7 +189,7 @@ def test_config_round_trip_rebuilds_the_same_function():
 
 def test_set_parameters_checks_the_shape():
     network = Network(3, [4], 2)
-    with pytest.raises(ValueError, match=r"parameter vector has shape \(5,\)"):
+    with pytest.raises(ConfigurationError, match=r"parameter vector has shape \(5,\)"):
         network.set_parameters(np.zeros(5))
 
 
@@ -199,3 +200,8 @@ def test_predict_in_chunks_equals_one_forward():
     inputs = np.random.default_rng(1).standard_normal((10_000, 3))
     expected = network.forward(inputs).copy()
     np.testing.assert_allclose(network.predict(inputs), expected, rtol=1e-14)
+
+
+def test_configuration_errors_are_nncv_errors_and_value_errors():
+    """Findings F5: one root for every nncv error, still a ``ValueError`` for scikit-learn."""
+    assert issubclass(ConfigurationError, NncvError) and issubclass(ConfigurationError, ValueError)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from nncv.datasets import spiral
+from nncv.exceptions import ConfigurationError
 from nncv.network import Network, Trainer, optimizers, schedules
 
 
@@ -64,9 +65,9 @@ def test_make_schedule_builds_each_and_rejects_bad_names():
     assert exponential == schedules.ExponentialDecay(0.1, 0.01, 3)
     linear = schedules.make_schedule("linear", 0.1, final_learning_rate=0.01, n_epochs=3)
     assert linear == schedules.LinearDecay(0.1, 0.01, 3)
-    with pytest.raises(ValueError, match="unknown schedule 'cosine'.*exponential"):
+    with pytest.raises(ConfigurationError, match="unknown schedule 'cosine'.*exponential"):
         schedules.make_schedule("cosine", 0.1)
-    with pytest.raises(ValueError, match="needs final_learning_rate"):
+    with pytest.raises(ConfigurationError, match="needs final_learning_rate"):
         schedules.make_schedule("linear", 0.1, n_epochs=3)
 
 

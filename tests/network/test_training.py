@@ -397,3 +397,43 @@ def test_float32_and_float64_agree():
         train(trainer, X, Y, n_epochs=5)
         results.append(trainer.network.parameters.astype(np.float64))
     np.testing.assert_allclose(results[0], results[1], rtol=1e-3, atol=1e-4)
+
+
+# ------------------------------------------------------------- dtype casts and bad set-ups
+def test_float64_input_to_a_float32_network_is_cast():
+    """Findings F2: the core casts once instead of failing inside ``np.dot(out=...)``."""
+    X64, Y64 = spiral_data()
+    X32, Y32 = X64.astype(np.float32), Y64.astype(np.float32)
+    from_64, from_32 = make_trainer(dtype=np.float32), make_trainer(dtype=np.float32)
+    train(from_64, X64, Y64, n_epochs=2, validation_data=(X64, Y64))
+    train(from_32, X32, Y32, n_epochs=2, validation_data=(X32, Y32))
+    np.testing.assert_array_equal(from_64.network.parameters, from_32.network.parameters)
+    assert from_64.network.parameters.dtype == np.float32
+    predictions = from_64.network.predict(X64)
+    assert predictions.dtype == np.float32
+    np.testing.assert_array_equal(predictions, from_64.network.predict(X32))
+    sparse = sp.csr_matrix(X64)
+    np.testing.assert_allclose(from_64.network.predict(sparse), predictions, rtol=1e-6)
+
+
+def test_early_stopping_refuses_a_nan_monitor():
+    """Findings F3: ``val_loss`` without validation data is NaN — an error, not a silent stop."""
+    X, Y = spiral_data()
+    trainer = make_trainer(callbacks=[EarlyStopping(patience=2)])
+    with pytest.raises(NncvError, match="'val_loss', which is NaN: pass validation_data"):
+        train(trainer, X, Y, n_epochs=10)
+    assert len(trainer.history) == 1
+
+
+def test_early_stopping_refuses_an_unknown_monitor():
+    X, Y = spiral_data()
+    trainer = make_trainer(callbacks=[EarlyStopping(monitor="val_accuracy")])
+    with pytest.raises(NncvError, match="'val_accuracy', which is not in the epoch record"):
+        train(trainer, X, Y, n_epochs=3)
+
+
+def test_early_stopping_on_the_training_loss_without_validation():
+    X, Y = spiral_data()
+    stopper = EarlyStopping(patience=3, monitor="loss", min_delta=10.0)
+    trainer = make_trainer(callbacks=[stopper])
+    assert len(train(trainer, X, Y, n_epochs=50)) == 4 and stopper.best_epoch == 1
