@@ -42,7 +42,7 @@ from nncv._scoring import build_scorers, score_fold
 __all__ = ["BLOCK_ROWS", "FoldOutcome", "HeldOut", "fit_fold", "fit_on_fold", "take_rows"]
 
 #: Rows per block when scalers are fitted or applied, and held-out rows are scored.
-BLOCK_ROWS = 16_384
+BLOCK_ROWS = 4096
 
 # Exact types only: a subclass may change what fit or transform means.
 _BLOCKWISE_FIT = (StandardScaler, MinMaxScaler, MaxAbsScaler)

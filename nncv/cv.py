@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.exceptions import FitFailedWarning
+from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
-from sklearn.utils.validation import _num_samples
+from sklearn.utils.validation import _num_samples, has_fit_parameter
 
 from nncv._fold_fit import fit_fold
 from nncv._folds import CVSetupError, base_seed, fold_seed, make_splits, shuffle_seed
@@ -228,6 +229,8 @@ def cross_validate(
     X, y, groups = _check_data(X, y, groups)
     n_samples = _num_samples(X)
     sample_weight = _check_sample_weight(sample_weight, n_samples)
+    if sample_weight is not None:
+        _check_accepts_weights(estimator)
     build_scorers(estimator, scoring)  # fail here, not in every worker
     base = base_seed(random_state)
     splits = make_splits(
@@ -310,6 +313,17 @@ def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | Non
     if weights.dtype.kind != "f":
         weights = weights.astype(np.float64)
     return weights
+
+
+def _check_accepts_weights(estimator: Any) -> None:
+    final = estimator
+    while isinstance(final, Pipeline):
+        final = final._final_estimator
+    if hasattr(final, "iter_fit") or has_fit_parameter(final, "sample_weight"):
+        return
+    raise CVSetupError(
+        f"sample_weight was given but {type(final).__name__}.fit does not accept sample_weight"
+    )
 
 
 def _curves(outcomes: list[Any]) -> pd.DataFrame:

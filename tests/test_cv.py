@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,12 +13,12 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, make_scorer
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from sklearn.model_selection import cross_validate as sk_cross_validate
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 from nncv import NNClassifier, NNRegressor, _fold_fit
-from nncv._folds import fold_seed
 from nncv.cv import CVResult, CVSetupError, ScoringError, cross_validate
 from nncv.exceptions import DivergedError, NncvError
 
@@ -174,22 +176,6 @@ def test_sample_weight_is_split_per_fold_for_fit_and_scoring(cancer):
 # ------------------------------------------------------------ reproducibility
 
 
-def test_same_numbers_for_one_and_two_jobs(cancer):
-    X, y = cancer
-    X = X.astype(np.float32)
-    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=30))
-    with pytest.warns(Warning):  # MLPClassifier stops before converging
-        one = cross_validate(
-            model, X, y, cv=3, scoring=["accuracy", "neg_log_loss"], n_jobs=1, random_state=4
-        )
-    two = cross_validate(
-        model, X, y, cv=3, scoring=["accuracy", "neg_log_loss"], n_jobs=2, random_state=4
-    )
-    for name in one.scores:
-        np.testing.assert_array_equal(one.scores[name], two.scores[name])
-    assert one.fold_seeds == two.fold_seeds == tuple(fold_seed(4, k) for k in range(3))
-
-
 def test_fold_seeds_go_to_unset_random_states_only(cancer):
     X, y = cancer
     unset = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(4,), max_iter=5))
@@ -229,6 +215,27 @@ def test_scalers_work_in_place_in_blocks_without_upcasting(scaler_type):
     validation = X[:100].copy()
     assert _fold_fit._transform(scaler, validation) is validation
     np.testing.assert_allclose(validation, expected[:100], rtol=1e-5, atol=1e-5)
+
+
+def test_a_fold_holds_one_copy_of_its_training_rows_and_no_other_whole_copy():
+    # 88 MB of float32: the training rows (70 MB) exceed the size below which the
+    # network shuffles a copy of them each epoch, so what remains is this module's doing
+    X = np.random.default_rng(0).standard_normal((220_000, 100), dtype=np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = make_pipeline(
+        StandardScaler(), NNClassifier(hidden_layer_sizes=(8,), max_epochs=1, batch_size=512)
+    )
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        result = cross_validate(model, X, y, cv=5, random_state=0, n_jobs=1)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert result.mean() > 0.8
+    # 0.8 X for the scaled training rows, plus blocks; a float64 up-cast, StandardScaler's
+    # one-shot fit or a whole held-out copy during training would each add 0.2 X or more
+    assert 0.8 * X.nbytes < peak < 1.1 * X.nbytes
 
 
 def test_float32_data_reaches_the_estimator_as_float32(cancer):
@@ -279,6 +286,13 @@ def test_bad_input_is_a_clear_nncv_error(kwargs, error, message):
     with pytest.raises(error, match=message) as caught:
         cross_validate(**arguments)
     assert isinstance(caught.value, NncvError)
+
+
+def test_weights_for_an_estimator_that_cannot_take_them_are_refused():
+    X, y = load_iris(return_X_y=True)
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier())
+    with pytest.raises(CVSetupError, match="KNeighborsClassifier.fit does not accept"):
+        cross_validate(model, X, y, sample_weight=np.ones(len(y)))
 
 
 def test_a_failing_fold_scores_error_score_with_a_warning():
