@@ -151,15 +151,17 @@ class ValueEncoder:
             self.arrays[check_key(key, f"cannot save {where}")] = value
             return {"array": key}
         if value.dtype.kind == "U" or value.dtype == object:
-            items = [self._item(v, key, where) for v in value.ravel(order="C").tolist()]
+            items = [self._item(v, key, where) for v in value.ravel(order="C")]
             dtype = "object" if value.dtype == object else value.dtype.newbyteorder("<").str
             return {"object_array": {"dtype": dtype, "shape": list(value.shape), "items": items}}
         raise ArtifactError(f"cannot save {where}: {key!r} is an array of dtype {value.dtype}")
 
     def _item(self, value: Any, key: str, where: str) -> Any:
         """Encode one element of an object array: scalars only."""
+        if isinstance(value, str):
+            return str(value)
         if isinstance(value, np.generic):
-            value = value.item()
+            return {"number": self._number(value, key, where)}
         if value is None or isinstance(value, bool | int | str):
             return value
         if isinstance(value, float):
@@ -290,7 +292,7 @@ class ValueDecoder:
         values = []
         for i, item in enumerate(items):
             decoded = self.decode(item, f"{where}[{i}]") if isinstance(item, dict) else item
-            if not (decoded is None or isinstance(decoded, bool | int | float | str)):
+            if not (decoded is None or isinstance(decoded, bool | int | float | str | np.generic)):
                 raise ArtifactError(f"{where}[{i}]: object arrays hold scalars only")
             if dtype != "object" and not isinstance(decoded, str):
                 raise ArtifactError(f"{where}[{i}]: a {dtype} array holds strings only")
