@@ -27,7 +27,15 @@ from pathlib import Path
 
 from nncv.exceptions import ArtifactError
 
-__all__ = ["FILES", "ZIP_SUFFIXES", "ZIP_TIME", "check_member_name", "read_files", "write_files"]
+__all__ = [
+    "FILES",
+    "ZIP_SUFFIXES",
+    "ZIP_TIME",
+    "check_member_name",
+    "check_member_storage",
+    "read_files",
+    "write_files",
+]
 
 FILES = ("SHA256SUMS", "manifest.json", "arrays.npz")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -48,6 +56,21 @@ def check_member_name(name: str, container: str) -> None:
         raise ArtifactError(
             f"{container} holds an entry with an unsafe path {name!r}; refusing to read it"
         )
+
+
+def check_member_storage(info: zipfile.ZipInfo, container: str, size: int) -> None:
+    """Refuse a compressed entry (a zip bomb's tool) or one whose sizes do not fit the file.
+
+    nncv writes every entry stored (uncompressed), so an entry can never claim more bytes
+    than the container holds; memory use while loading stays bounded by the file's size.
+    """
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ArtifactError(
+            f"{container} entry {info.filename!r} is compressed; nncv artifacts hold stored "
+            "(uncompressed) entries only"
+        )
+    if info.file_size != info.compress_size or info.header_offset + info.compress_size > size:
+        raise ArtifactError(f"{container} entry {info.filename!r} has inconsistent sizes")
 
 
 def is_zip_path(path: Path) -> bool:
@@ -83,8 +106,10 @@ def _read_zip(path: Path, names: Iterable[str]) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
+            size = path.stat().st_size
             for info in infos:
                 check_member_name(info.filename, str(path))
+                check_member_storage(info, str(path), size)
                 if info.filename not in FILES:
                     raise ArtifactError(f"{path} holds an unexpected entry {info.filename!r}")
             present = [info.filename for info in infos]

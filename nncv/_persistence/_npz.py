@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from nncv._persistence._container import ZIP_TIME, check_member_name
+from nncv._persistence._container import ZIP_TIME, check_member_name, check_member_storage
 from nncv._persistence._values import NUMERIC_DTYPES, check_key
 from nncv.exceptions import ArtifactError
 
@@ -118,6 +118,7 @@ def read_npz(data: bytes, declared: Mapping[str, Mapping]) -> dict[str, np.ndarr
     with zf:
         for info in zf.infolist():
             key = _entry_key(info.filename)
+            check_member_storage(info, "arrays.npz", len(data))
             if key in arrays:
                 raise ArtifactError(f"arrays.npz holds {key!r} twice")
             if key not in declared:

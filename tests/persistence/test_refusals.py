@@ -258,6 +258,23 @@ def test_unexpected_entries_are_refused(tmp_path, artifact):
         load(path)
 
 
+def test_compressed_entries_are_refused_so_no_zip_bomb_gets_through(tmp_path, artifact):
+    path, _ = artifact
+    bomb = tmp_path / "bomb.nncv"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in directory_entries(path).items():
+            zf.writestr(name, data)
+    with pytest.raises(ArtifactError, match="is compressed"):
+        load(bomb)
+    entries = npz_entries(path)
+    with zipfile.ZipFile(path / "arrays.npz", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    resign(path)
+    with pytest.raises(ArtifactError, match="is compressed"):
+        load(path)
+
+
 # --------------------------------------------------------------------------- foreign types
 @pytest.mark.parametrize("name", ["os.system", "builtins.eval", "subprocess.Popen", "nncv.load"])
 def test_a_manifest_naming_an_unknown_type_is_refused(tmp_path, artifact, name):

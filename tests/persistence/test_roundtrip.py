@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nncv import NNClassifier, NNRegressor, make_pipeline
 from nncv.persistence import inspect, load, save
 
-from .conftest import SMALL, features
+from .conftest import SMALL, features, read_manifest, write_manifest
 
 CONTAINERS = ["model", "model.nncv"]
 
@@ -202,6 +204,23 @@ def test_arrays_npz_is_a_plain_npz_readable_without_pickle(tmp_path, regressor):
         assert sorted(npz.files) == sorted(manifest["arrays"])
         key = manifest["root"]["arrays"]["network.parameters"]
         assert np.array_equal(npz[key], regressor.network_.parameters)
+
+
+def test_a_zip_suffix_also_gives_a_zip_file(tmp_path, regressor, X):
+    path = save(regressor, tmp_path / "model.ZIP")
+    assert path.is_file()
+    assert zipfile.is_zipfile(path)
+    assert np.array_equal(load(path).predict(X), regressor.predict(X))
+
+
+def test_another_scikit_learn_version_warns(tmp_path, regressor, X):
+    path = save(regressor, tmp_path / "model")
+    manifest = read_manifest(path)
+    manifest["versions"]["scikit-learn"] = "1.0.2"
+    write_manifest(path, manifest)
+    with pytest.warns(InconsistentVersionWarning, match="1.0.2"):
+        loaded = load(path)
+    assert np.array_equal(loaded.predict(X), regressor.predict(X))
 
 
 # --------------------------------------------------------------------------- property
