@@ -237,6 +237,7 @@ class FoldObjective:
                 if not fold.finished:
                     fold.generator.close()
             trial.set_user_attr("nncv_history", self._history(folds))
+            trial.set_user_attr("nncv_fit_times", [fold.fit_time for fold in folds])
 
     def _finish(self, trial: optuna.Trial, folds: list[_Fold]) -> float:
         fold_scores: dict[str, list[float | None]] = {name: [] for name in self.scorers}
@@ -249,7 +250,6 @@ class FoldObjective:
             score_times.append(time.perf_counter() - started)
         history = self._history(folds)
         trial.set_user_attr("nncv_fold_scores", fold_scores)
-        trial.set_user_attr("nncv_fit_times", [fold.fit_time for fold in folds])
         trial.set_user_attr("nncv_score_times", score_times)
         trial.set_user_attr(
             "nncv_best_epochs", [_jsonable(getattr(f.network, "best_epoch_", None)) for f in folds]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,8 @@ def cv_results(study: optuna.Study, metrics: list[str], n_splits: int) -> dict[s
             if values:
                 times[row, : len(values)] = values
         name = key[:-1]
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # a trial that failed before any fold has no times
+            warnings.simplefilter("ignore", RuntimeWarning)
             results[f"mean_{name}"] = np.nanmean(times, axis=1) if n else np.array([])
             results[f"std_{name}"] = np.nanstd(times, axis=1) if n else np.array([])
     names = sorted({name for p in params for name in p})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
+from scipy.stats import rankdata
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 
@@ -160,3 +161,31 @@ def test_refit_false_keeps_no_estimator(iris):
     assert search.best_params_
     with pytest.raises(SearchError, match="refit"):
         search.predict(X)
+
+
+def test_pruned_and_failed_trials_rank_last_with_nan_scores(iris, tmp_path):
+    X, y = iris
+    space = SearchSpace(learning_rate=Float(1e-6, 10.0, log=True))
+    path = str(tmp_path / "s.log")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    for lr in (0.02, 0.03, 0.04, 0.05, 0.06, 1e-6):
+        study.enqueue_trial({"learning_rate": lr})
+    search = NNSearchCV(
+        small_classifier(max_epochs=15),
+        space,
+        n_trials=6,
+        cv=3,
+        storage=path,
+        study_name="s",
+        random_state=0,
+    ).fit(X, y)
+    results = search.cv_results_
+    assert list(results["trial_state"]) == ["COMPLETE"] * 5 + ["PRUNED"]
+    assert np.isnan(results["mean_test_score"][5])
+    assert np.isnan(results["split0_test_score"][5])
+    assert results["rank_test_score"][5] == 6
+    assert results["mean_fit_time"][5] > 0  # the epochs it ran are timed
+    assert sorted(results["rank_test_score"][:5]) == sorted(
+        rankdata(-results["mean_test_score"][:5], method="min")
+    )
