@@ -224,11 +224,25 @@ def _decode_nncv(
         used.add(key)
         state_arrays[array_name] = arrays[key]
     try:
-        return cls._from_fitted_state(meta, state_arrays)
+        estimator = cls._from_fitted_state(meta, state_arrays)
+        estimator._validate_params()  # the hook does not check the constructor params
+        _check_network_fits(estimator)
     except (NncvError, KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise ArtifactError(
             f"{where}: the saved {cls.__name__} state is inconsistent: {error!r}"
         ) from error
+    return estimator
+
+
+def _check_network_fits(estimator: Any) -> None:
+    """The input width and dtype the estimator declares are the network's."""
+    network = estimator.network_
+    if estimator.n_features_in_ != network.n_inputs:
+        raise ValueError(
+            f"n_features_in is {estimator.n_features_in_}, the network takes {network.n_inputs}"
+        )
+    if np.dtype(estimator.dtype) != network.dtype:
+        raise ValueError(f"dtype is {estimator.dtype}, the network computes in {network.dtype}")
 
 
 # --------------------------------------------------------------------------- summary

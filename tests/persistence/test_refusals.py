@@ -143,6 +143,12 @@ def network_node(manifest: dict) -> dict:
     [
         (lambda m: network_node(m)["state"]["network"].update(n_inputs=9), "state is inconsistent"),
         (lambda m: network_node(m)["state"].pop("network"), "state is inconsistent"),
+        (lambda m: network_node(m)["state"].update(n_features_in=7), "network takes 4"),
+        (lambda m: network_node(m)["state"]["params"].update(dtype="x"), "state is inconsistent"),
+        (
+            lambda m: network_node(m)["state"]["params"].update(dtype="float64"),
+            "the network computes in float32",
+        ),
         (lambda m: network_node(m)["arrays"].update(extra="nowhere"), "arrays.npz lacks"),
         (lambda m: next(iter(m["arrays"].values())).update(shape=[2, 2]), "declares"),
         (lambda m: next(iter(m["arrays"].values())).update(dtype="|O"), "malformed"),
