@@ -76,6 +76,9 @@ def _database(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except Exception as error:  # SQLAlchemy, driver and Optuna errors alike
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        cause = error.__cause__ or error.__context__
+        if isinstance(error, ImportError) and isinstance(cause, ImportError):
+            reason = f"{cause}: install the database driver ({reason})"
         raise SearchError(f"cannot reach storage {describe_storage(url)}: {reason}") from error
 
 
