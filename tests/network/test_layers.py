@@ -205,3 +205,27 @@ def test_predict_in_chunks_equals_one_forward():
 def test_configuration_errors_are_nncv_errors_and_value_errors():
     """Findings F5: one root for every nncv error, still a ``ValueError`` for scikit-learn."""
     assert issubclass(ConfigurationError, NncvError) and issubclass(ConfigurationError, ValueError)
+
+
+# ---------------------------------------------------------------------------- activations
+def test_activation_values():
+    from nncv.network.activations import ACTIVATIONS
+
+    z = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
+    expected = {
+        "identity": z,
+        "relu": np.maximum(z, 0),
+        "leaky_relu": np.where(z > 0, z, 0.01 * z),
+        "tanh": np.tanh(z),
+        "sigmoid": 1 / (1 + np.exp(-z)),
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(ACTIVATIONS[name](z.copy()), values, rtol=1e-15)
+
+
+def test_sigmoid_saturates_without_warnings():
+    from nncv.network.activations import ACTIVATIONS
+
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is fine
+        values = ACTIVATIONS["sigmoid"](np.array([-1000.0, 1000.0], np.float32))
+    np.testing.assert_array_equal(values, [0.0, 1.0])
