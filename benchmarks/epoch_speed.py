@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/epoch_speed.py            # full run (a few minutes on 2 cores)
     python benchmarks/epoch_speed.py --quick    # smoke test, a few seconds
+    python benchmarks/epoch_speed.py --cpu-time # CPU time of this process: steadier under load
 """
 
 from __future__ import annotations
@@ -120,10 +121,13 @@ def fit_sklearn(X: np.ndarray, y: np.ndarray, case: Case, dtype) -> tuple[float,
     return model.loss_, model.coefs_[0].dtype
 
 
+CLOCK = time.perf_counter
+
+
 def time_call(function: Callable[[], object]) -> tuple[float, object]:
-    start = time.perf_counter()
+    start = CLOCK()
     result = function()
-    return time.perf_counter() - start, result
+    return CLOCK() - start, result
 
 
 # ------------------------------------------------------------------------------ FLOP counts
@@ -214,7 +218,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed fits per library and case")
     parser.add_argument("--quick", action="store_true", help="few epochs and repeats (smoke test)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with this process's CPU time instead of wall time (steadier on a busy machine;"
+        " both libraries run single-threaded here)",
+    )
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.cpu_time else time.perf_counter
     repeats = 1 if args.quick else args.repeats
 
     blas = ", ".join(
@@ -224,7 +236,8 @@ def main() -> None:
     )
     print(
         f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, BLAS {blas}, "
-        f"Python {platform.python_version()}, 1 BLAS thread, median of {repeats} fits"
+        f"Python {platform.python_version()}, 1 BLAS thread, median of {repeats} fits, "
+        f"{'CPU' if args.cpu_time else 'wall'} time"
     )
     header = (
         f"{'case':<7} {'dtype':<7} {'epochs':>6} {'nncv ms':>9} {'sklearn ms':>10} {'ratio':>6} "
