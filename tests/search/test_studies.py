@@ -1,0 +1,61 @@
+"""The study scripts run end to end: best parameters printed, pipeline saved, study continued."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+import nncv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "studies" / script), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "best parameters:" in done.stdout
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_breast_cancer_script_saves_the_best_pipeline_and_continues(tmp_path):
+    storage, out = tmp_path / "bc.log", tmp_path / "bc.nncv"
+    args = ["--trials", "2", "--cv", "2", "--storage", str(storage), "--out", str(out)]
+    first = _run("breast_cancer.py", *args)
+    assert 0.5 < first["cv_score"] <= 1
+    model = nncv.load(out)
+    X, y = nncv.datasets.load("breast_cancer")
+    assert np.mean(model.predict(X) == y) > 0.8
+    _run("breast_cancer.py", *args)
+    storage_obj = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(storage))
+    )
+    study = optuna.load_study(study_name="breast_cancer", storage=storage_obj)
+    assert len(study.trials) == 4
+
+
+@pytest.mark.slow
+def test_script_refuses_a_changed_study_with_a_clear_message(tmp_path):
+    storage = tmp_path / "d.log"
+    base = ["--trials", "1", "--storage", str(storage), "--out", str(tmp_path / "d.nncv")]
+    _run("diabetes.py", *base, "--cv", "2")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "studies" / "diabetes.py"), *base, "--cv", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "error: study 'diabetes' has 2 folds fixed on it, but cv asks for 3" in done.stderr
+    assert "Traceback" not in done.stderr
