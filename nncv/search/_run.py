@@ -33,7 +33,7 @@ from nncv.search._estimator import (
 from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._scoring import make_scorers
-from nncv.search._storage import StorageSpec, describe_storage, is_journal_path, make_storage
+from nncv.search._storage import StorageSpec, make_storage
 from nncv.search._study import StudySetup, fingerprint_data, fold_seed, make_splits, open_study
 from nncv.search._study import sampler_seed as derive_sampler_seed
 from nncv.search.space import SearchSpace
@@ -142,7 +142,6 @@ class Search:
     space: SearchSpace
     X: Any
     y: Any
-    fit_params: dict[str, Any]
     study: optuna.Study
     setup: StudySetup
     objective: FoldObjective
@@ -361,7 +360,6 @@ def prepare(
         space=space,
         X=X,
         y=y,
-        fit_params=fit_params,
         study=study,
         setup=setup,
         objective=objective,
@@ -382,10 +380,3 @@ def _n_splits(cv: Any, X: Any, y: Any, groups: Any) -> int | None:
         except (TypeError, ValueError):
             return None
     return None
-
-
-def describe(search: Search) -> str:
-    """One line naming the study, for logs and scripts."""
-    storage = describe_storage(search.storage_spec) if not search.temp_dir else "in-memory storage"
-    journal = " (journal)" if is_journal_path(search.storage_spec) else ""
-    return f"study {search.study.study_name!r} on {storage}{journal}"

@@ -39,11 +39,6 @@ def describe_storage(storage: StorageSpec) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", os.fspath(storage))
 
 
-def is_journal_path(storage: StorageSpec) -> bool:
-    """True when ``storage`` names a journal file (a path ending in ``.log``)."""
-    return isinstance(storage, str | os.PathLike) and os.fspath(storage).endswith(".log")
-
-
 def _journal(path: Path) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
