@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,29 +59,39 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def peak_epoch(history: Mapping[str, list]) -> int | None:
-    """Epoch (1-based) where the mean validation score over folds is highest.
+def peak_epoch(history: Mapping[str, list], best_epochs: Sequence[int | None] = ()) -> int | None:
+    """Epoch (1-based) where the mean validation score over the folds is highest.
 
-    Only epochs that every fold reached count, so an early-stopped fold does not leave
-    the mean to the others. Returns None without any validation score.
+    A fold that stopped early keeps, for the later epochs, the score of the weights it
+    stopped with: those of its best epoch (``best_epochs[fold]``) when early stopping
+    restored them, else its last epoch's. Returns None without any validation score.
 
     Examples
     --------
-    >>> peak_epoch({"fold": [0, 0, 1, 1], "epoch": [1, 2, 1, 2], "val_score": [.5, .7, .6, .6]})
-    2
+    >>> history = {"fold": [0, 0, 0, 1, 1], "epoch": [1, 2, 3, 1, 2],
+    ...            "val_score": [.5, .7, .8, .9, .6]}
+    >>> peak_epoch(history, best_epochs=[3, 1])   # fold 1 holds 0.9 from epoch 2 on
+    3
     """
     folds = np.asarray(history.get("fold", []))
     if folds.size == 0:
         return None
     epochs = np.asarray(history["epoch"])
     scores = np.array([np.nan if v is None else v for v in history["val_score"]], dtype=float)
-    last_common = min(epochs[folds == f].max() for f in np.unique(folds))
-    best_epoch, best_mean = None, -np.inf
-    for epoch in range(1, int(last_common) + 1):
-        values = scores[epochs == epoch]
-        if values.size and not np.isnan(values).any() and values.mean() > best_mean:
-            best_epoch, best_mean = epoch, float(values.mean())
-    return best_epoch
+    fold_ids = np.unique(folds)
+    n_epochs = int(epochs.max())
+    curves = np.full((len(fold_ids), n_epochs), np.nan)
+    for row, fold in enumerate(fold_ids):
+        mine = folds == fold
+        curves[row, epochs[mine] - 1] = scores[mine]
+        last = int(epochs[mine].max())
+        best = best_epochs[fold] if fold < len(best_epochs) else None
+        held = curves[row, (best if best else last) - 1]
+        curves[row, last:] = held
+    means = curves.mean(axis=0)
+    if np.isnan(means).all():
+        return None
+    return int(np.nanargmax(means)) + 1
 
 
 @dataclass
@@ -251,10 +261,9 @@ class FoldObjective:
         history = self._history(folds)
         trial.set_user_attr("nncv_fold_scores", fold_scores)
         trial.set_user_attr("nncv_score_times", score_times)
-        trial.set_user_attr(
-            "nncv_best_epochs", [_jsonable(getattr(f.network, "best_epoch_", None)) for f in folds]
-        )
-        trial.set_user_attr("nncv_peak_epoch", peak_epoch(history))
+        best_epochs = [_jsonable(getattr(f.network, "best_epoch_", None)) for f in folds]
+        trial.set_user_attr("nncv_best_epochs", best_epochs)
+        trial.set_user_attr("nncv_peak_epoch", peak_epoch(history, best_epochs))
         values = fold_scores[self.metric]
         if any(v is None for v in values):
             return float("nan")  # Optuna records a NaN objective as a failed trial

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 
 from nncv import NNClassifier
-from nncv.search import Float, SearchSpace, tune
+from nncv.search import Float, Int, SearchSpace, tune
 from nncv.search._study import decode_splits, fold_seed
 
 from .conftest import small_classifier, small_regressor, small_space
@@ -274,15 +275,18 @@ def test_no_completed_trial_is_a_clear_error(regression):
 
 def test_refit_uses_the_epoch_where_the_folds_peaked(iris):
     X, y = iris
-    estimator = small_classifier(max_epochs=40, early_stopping=True, patience=3)
-    result = tune(X, y, estimator, small_space(), n_trials=2, cv=3, pruner="none", random_state=0)
+    estimator = small_classifier(max_epochs=60, early_stopping=True, patience=3)
+    space = SearchSpace(learning_rate=Float(0.05, 0.1, log=True), hidden_size=Int(4, 8))
+    result = tune(X, y, estimator, space, n_trials=2, cv=3, pruner="none", random_state=0)
     best = result.best_trial
-    history = best.user_attrs["nncv_history"]
-    folds, epochs = np.array(history["fold"]), np.array(history["epoch"])
-    scores = np.array(history["val_score"])
-    common = min(epochs[folds == f].max() for f in range(3))
-    means = [scores[epochs == e].mean() for e in range(1, common + 1)]
-    assert result.refit_epochs == int(np.argmax(means)) + 1
+    history = pd.DataFrame(best.user_attrs["nncv_history"])
+    best_epochs = best.user_attrs["nncv_best_epochs"]
+    curves = history.pivot(index="epoch", columns="fold", values="val_score")
+    assert curves.isna().any().any()  # some fold stopped before another: the case at hand
+    for fold in curves.columns:  # a stopped fold keeps its restored (best-epoch) score
+        curves.loc[curves[fold].isna(), fold] = curves.loc[best_epochs[fold], fold]
+    assert result.refit_epochs == int(curves.mean(axis=1).idxmax())
+    assert best.user_attrs["nncv_peak_epoch"] == result.refit_epochs
     net = result.best_estimator[-1]
     assert net.early_stopping is False
     assert net.n_iter_ == result.refit_epochs
