@@ -391,6 +391,10 @@ class _BaseNN(BaseEstimator):
 
     def _finish_fit(self, stopper, first_epoch: int) -> None:
         """Set the fitted attributes from the trainer's history (all epochs of its life)."""
+        # Batch-sized work buffers are not state: free them so fitted models stay small
+        # (they travel back from joblib workers and into artifacts).
+        self.network_.release_buffers()
+        self._trainer.release_buffers()
         frame = pd.DataFrame(self._trainer.history, columns=list(HISTORY_COLUMNS))
         self.history_ = frame
         self.n_iter_ = int(frame["epoch"].iloc[-1]) if len(frame) else 0
@@ -457,6 +461,7 @@ class _BaseNN(BaseEstimator):
             "best_epoch": int(self.best_epoch_),
             "epochs_done": int(self._trainer.epochs_done),
             "optimizer_iterations": int(iterations),
+            "rng_state": _encode_rng_state(self._trainer.rng),
         }
         arrays = {"network.parameters": self.network_.parameters.copy()}
         arrays.update({f"optimizer.{k}": v for k, v in optimizer_arrays.items()})
@@ -486,6 +491,8 @@ class _BaseNN(BaseEstimator):
         }
         estimator._trainer.optimizer.set_state(meta["optimizer_iterations"], optimizer_arrays)
         estimator._trainer.epochs_done = int(meta["epochs_done"])
+        if meta.get("rng_state") is not None:
+            _decode_rng_state(estimator._trainer.rng, meta["rng_state"])
         estimator.n_features_in_ = int(meta["n_features_in"])
         if meta.get("feature_names_in") is not None:
             estimator.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
@@ -499,6 +506,33 @@ class _BaseNN(BaseEstimator):
         estimator.validation_scores_ = history["val_score"].tolist()
         estimator._set_target_state(meta, arrays)
         return estimator
+
+
+def _encode_rng_state(rng: np.random.Generator) -> dict[str, Any] | None:
+    """The generator's state as JSON (128-bit integers as decimal strings)."""
+    state = rng.bit_generator.state
+    if state["bit_generator"] != "PCG64":
+        return None
+    return {
+        "bit_generator": "PCG64",
+        "state": str(state["state"]["state"]),
+        "inc": str(state["state"]["inc"]),
+        "has_uint32": int(state["has_uint32"]),
+        "uinteger": int(state["uinteger"]),
+    }
+
+
+def _decode_rng_state(rng: np.random.Generator, encoded: dict[str, Any]) -> None:
+    """Put back what :func:`_encode_rng_state` wrote, so training continues identically."""
+    try:
+        rng.bit_generator.state = {
+            "bit_generator": encoded["bit_generator"],
+            "state": {"state": int(encoded["state"]), "inc": int(encoded["inc"])},
+            "has_uint32": int(encoded["has_uint32"]),
+            "uinteger": int(encoded["uinteger"]),
+        }
+    except (KeyError, TypeError, ValueError) as error:
+        raise NncvError(f"inconsistent random generator state: {error}") from error
 
 
 def _encode_params(params: dict[str, Any]) -> dict[str, Any]:

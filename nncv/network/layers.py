@@ -20,6 +20,18 @@ from nncv.network.initializers import INITIALIZERS
 
 __all__ = ["Activation", "Dense", "Dropout"]
 
+_ONES: dict[np.dtype, np.ndarray] = {}
+
+
+def _ones(n_rows: int, dtype: np.dtype) -> np.ndarray:
+    """A cached read-only vector of ``n_rows`` ones (grown on demand)."""
+    ones = _ONES.get(dtype)
+    if ones is None or len(ones) < n_rows:
+        ones = np.ones(max(n_rows, 256), dtype)
+        ones.flags.writeable = False
+        _ONES[dtype] = ones
+    return ones[:n_rows]
+
 
 @dataclass
 class Dense:
@@ -70,7 +82,8 @@ class Dense:
     def forward(self, inputs, out: np.ndarray) -> np.ndarray:
         """Write ``inputs @ W + b`` into ``out``; ``inputs`` may be a scipy CSR matrix."""
         self.inputs = inputs
-        if sp.issparse(inputs):
+        self._sparse_inputs = type(inputs) is not np.ndarray and sp.issparse(inputs)
+        if self._sparse_inputs:
             out[...] = inputs @ self.weights
         else:
             np.dot(inputs, self.weights, out=out)
@@ -83,11 +96,12 @@ class Dense:
         ``input_grad`` is the buffer for the input gradient, or None for the first layer
         (whose input gradient nobody needs).
         """
-        if sp.issparse(self.inputs):
+        if self._sparse_inputs:
             self.weight_grad[...] = self.inputs.T @ grad
         else:
             np.dot(self.inputs.T, grad, out=self.weight_grad)
-        np.sum(grad, axis=0, out=self.bias_grad)
+        # Column sums as a matrix-vector product: several times faster than np.sum(axis=0).
+        np.dot(_ones(grad.shape[0], grad.dtype), grad, out=self.bias_grad)
         if input_grad is None:
             return None
         return np.dot(grad, self.weights.T, out=input_grad)

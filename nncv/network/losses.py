@@ -59,8 +59,10 @@ class CategoricalCrossEntropy(Loss):
 
     def per_sample(self, p: np.ndarray, y: np.ndarray) -> np.ndarray:
         confidence = np.einsum("ij,ij->i", p, y)
-        np.clip(confidence, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP, out=confidence)
-        return -np.log(confidence, out=confidence)
+        np.maximum(confidence, PROBABILITY_CLIP, out=confidence)
+        np.minimum(confidence, 1 - PROBABILITY_CLIP, out=confidence)
+        np.log(confidence, out=confidence)
+        return np.negative(confidence, out=confidence)
 
     def gradient(self, p: np.ndarray, y: np.ndarray, scale) -> np.ndarray:
         p -= y

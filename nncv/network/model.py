@@ -22,6 +22,7 @@ from nncv.network.losses import LOSSES
 __all__ = ["Network"]
 
 PREDICT_CHUNK_ROWS = 4096
+_DENSE, _ACTIVATION, _DROPOUT = "dense", "activation", "dropout"
 
 
 def _per_layer(value: float | Sequence[float], n_layers: int, name: str) -> list[float]:
@@ -138,7 +139,7 @@ class Network:
             dense.bind(self.parameters[offset:end], self.gradients[offset:end])
             offset = end
         self._capacity = 0
-        self._buffers: dict[tuple[int, str], np.ndarray] = {}
+        self._plan: list[tuple[str, Any, np.ndarray | None, np.ndarray | None]] = []
         self._dropout_active = False
 
     # ------------------------------------------------------------------ set-up
@@ -166,22 +167,32 @@ class Network:
             dense.initialize(rng)
 
     def _reserve(self, n_rows: int) -> None:
-        """Make sure activation and gradient buffers hold at least ``n_rows`` rows."""
+        """Make sure activation and gradient buffers hold at least ``n_rows`` rows, and lay
+        out the per-layer plan ``(kind, layer, buffer, second buffer)`` the passes loop over."""
         if n_rows <= self._capacity:
             return
-        self._buffers = {}
+        self._plan = []
         for index, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
-                self._buffers[index, "out"] = np.empty((n_rows, layer.n_outputs), self.dtype)
-                if index > 0:
-                    self._buffers[index, "input_grad"] = np.empty(
-                        (n_rows, layer.n_inputs), self.dtype
-                    )
-            elif isinstance(layer, Dropout):
+                out = np.empty((n_rows, layer.n_outputs), self.dtype)
+                input_grad = np.empty((n_rows, layer.n_inputs), self.dtype) if index else None
+                self._plan.append((_DENSE, layer, out, input_grad))
+            elif isinstance(layer, Activation):
+                self._plan.append((_ACTIVATION, layer, None, None))
+            else:
                 width = self.layers[index - 2].n_outputs
-                self._buffers[index, "out"] = np.empty((n_rows, width), self.dtype)
-                self._buffers[index, "mask"] = np.empty((n_rows, width), self.dtype)
+                out = np.empty((n_rows, width), self.dtype)
+                mask = np.empty((n_rows, width), self.dtype)
+                self._plan.append((_DROPOUT, layer, out, mask))
         self._capacity = n_rows
+
+    def release_buffers(self) -> None:
+        """Free the activation buffers (they come back on the next pass)."""
+        self._plan = []
+        self._capacity = 0
+        for layer in self.layers:
+            for name in ("inputs", "outputs", "mask"):
+                layer.__dict__.pop(name, None)
 
     # ------------------------------------------------------------ computation
     def forward(self, inputs, *, training: bool = False, rng: np.random.Generator | None = None):
@@ -196,20 +207,15 @@ class Network:
         self._reserve(n_rows)
         self._dropout_active = training
         values = inputs
-        for index, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                values = layer.forward(values, self._buffers[index, "out"][:n_rows])
-            elif isinstance(layer, Activation):
+        for kind, layer, buffer, extra in self._plan:
+            if kind is _DENSE:
+                values = layer.forward(values, buffer[:n_rows])
+            elif kind is _ACTIVATION:
                 values = layer.forward(values)
             elif training:
                 if rng is None:
                     raise ConfigurationError("training with dropout needs a random generator")
-                values = layer.forward(
-                    values,
-                    self._buffers[index, "out"][:n_rows],
-                    self._buffers[index, "mask"][:n_rows],
-                    rng,
-                )
+                values = layer.forward(values, buffer[:n_rows], extra[:n_rows], rng)
         return self.loss.output(values)
 
     def backward(self, output_grad: np.ndarray) -> None:
@@ -217,14 +223,10 @@ class Network:
         (data part only; see :meth:`add_regularisation_gradient`)."""
         n_rows = output_grad.shape[0]
         grad = output_grad
-        for index in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[index]
-            if isinstance(layer, Dense):
-                buffer = self._buffers[index, "input_grad"][:n_rows] if index > 0 else None
-                grad = layer.backward(grad, buffer)
-            elif isinstance(layer, Activation):
-                grad = layer.backward(grad)
-            elif self._dropout_active:
+        for kind, layer, _, extra in reversed(self._plan):
+            if kind is _DENSE:
+                grad = layer.backward(grad, None if extra is None else extra[:n_rows])
+            elif kind is _ACTIVATION or self._dropout_active:
                 grad = layer.backward(grad)
 
     def regularisation_loss(self) -> float:

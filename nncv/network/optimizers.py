@@ -16,6 +16,7 @@ Formulas (``g`` gradient, ``lr`` the rate for this step, ``t`` steps taken befor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ class Optimizer:
     def __init__(self) -> None:
         self.iterations = 0
         self.state: dict[str, list[np.ndarray]] = {}
+        self._layout: tuple[int, ...] | None = None
 
     def _ensure_state(self, parameters: Sequence[np.ndarray]) -> None:
         """Allocate scratch space, and zero state for a new (or reshaped) parameter list."""
@@ -48,10 +50,22 @@ class Optimizer:
         learning_rate: float,
     ) -> None:
         """Apply one step to every parameter array in place, then count the step."""
-        self._ensure_state(parameters)
+        layout = tuple(id(p) for p in parameters)
+        if layout != self._layout:  # checked once per parameter list, not every step
+            self._ensure_state(parameters)
+            self._slots_per_array = [
+                {name: values[i] for name, values in self.state.items()}
+                for i in range(len(parameters))
+            ]
+            self._layout = layout
         for index, (parameter, gradient) in enumerate(zip(parameters, gradients, strict=True)):
-            slots = {name: values[index] for name, values in self.state.items()}
-            self._step(parameter, gradient, learning_rate, self._scratch[index], **slots)
+            self._step(
+                parameter,
+                gradient,
+                learning_rate,
+                self._scratch[index],
+                **self._slots_per_array[index],
+            )
         self.iterations += 1
 
     def _step(self, parameter, gradient, learning_rate, scratch, **slots) -> None:
@@ -68,6 +82,7 @@ class Optimizer:
         """Restore what :meth:`get_state` returned."""
         self.iterations = int(iterations)
         self.state = {}
+        self._layout = None
         for slot in self._slots:
             values = [
                 arrays[key]
@@ -175,11 +190,13 @@ class Adam(Optimizer):
         scratch *= 1 - self.beta_2
         second_moment *= self.beta_2
         second_moment += scratch
-        np.multiply(second_moment, 1.0 / (1 - self.beta_2**step), out=scratch)
-        np.sqrt(scratch, out=scratch)
-        scratch += self.epsilon
+        # Kingma & Ba's form of the same update, one pass fewer over the vector:
+        # lr * m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t))
+        correction = math.sqrt(1 - self.beta_2**step)
+        np.sqrt(second_moment, out=scratch)
+        scratch += self.epsilon * correction
         np.divide(first_moment, scratch, out=scratch)
-        scratch *= learning_rate / (1 - self.beta_1**step)
+        scratch *= learning_rate * correction / (1 - self.beta_1**step)
         parameter -= scratch
 
 

@@ -22,10 +22,6 @@ from nncv.network.model import Network
 
 __all__ = ["Callback", "EarlyStopping", "EpochCallback", "Trainer"]
 
-#: Above this many bytes, the training set is gathered batch by batch instead of being
-#: copied once per epoch in shuffled order (keeps memory flat on large data).
-SHUFFLED_COPY_MAX_BYTES = 64 * 2**20
-
 Record = dict[str, Any]
 
 
@@ -173,6 +169,10 @@ class Trainer:
         self.history: list[Record] = []
         self._shuffle_buffers: dict[str, np.ndarray] = {}
 
+    def release_buffers(self) -> None:
+        """Free the reused batch buffers (they come back on the next epoch)."""
+        self._shuffle_buffers = {}
+
     # -------------------------------------------------------------- batches
     def _buffer(self, name: str, like: np.ndarray, n_rows: int) -> np.ndarray:
         shape = (n_rows, *like.shape[1:])
@@ -183,41 +183,37 @@ class Trainer:
         return buffer
 
     def _batches(self, inputs, targets, sample_weight) -> Iterator[tuple[Any, np.ndarray, Any]]:
-        """Yield ``(inputs, targets, weights)`` batches for one epoch, shuffled once."""
+        """Yield ``(inputs, targets, weights)`` batches for one epoch in a fresh random order.
+
+        Dense rows are gathered batch by batch into reused buffers (``take`` with
+        ``mode="clip"``, which NumPy does not buffer; the indices are a permutation), so
+        memory stays flat whatever the data size; a sparse matrix is reordered once.
+        """
         n_rows = inputs.shape[0]
         batch_size = n_rows if self.batch_size is None else min(self.batch_size, n_rows)
         if batch_size >= n_rows:
             yield inputs, targets, sample_weight
             return
         order = self.rng.permutation(n_rows)
-        arrays = {"inputs": inputs, "targets": targets}
+        if sp.issparse(inputs):
+            inputs = inputs[order]
+        arrays = {"targets": targets}
         if sample_weight is not None:
             arrays["weights"] = sample_weight
-        total_bytes = sum(a.data.nbytes if sp.issparse(a) else a.nbytes for a in arrays.values())
-        if sp.issparse(inputs) or total_bytes <= SHUFFLED_COPY_MAX_BYTES:
-            shuffled = {}
-            for name, array in arrays.items():
-                if sp.issparse(array):
-                    shuffled[name] = array[order]
-                else:
-                    shuffled[name] = np.take(
-                        array, order, axis=0, out=self._buffer(name, array, n_rows)
-                    )
-            for start in range(0, n_rows, batch_size):
-                rows = slice(start, start + batch_size)
-                yield (
-                    shuffled["inputs"][rows],
-                    shuffled["targets"][rows],
-                    shuffled["weights"][rows] if sample_weight is not None else None,
-                )
-            return
+        if not sp.issparse(inputs):
+            arrays["inputs"] = inputs
         for start in range(0, n_rows, batch_size):
             rows = order[start : start + batch_size]
             gathered = {
-                name: np.take(array, rows, axis=0, out=self._buffer(name, array, len(rows)))
+                name: np.take(
+                    array, rows, axis=0, out=self._buffer(name, array, len(rows)), mode="clip"
+                )
                 for name, array in arrays.items()
             }
-            yield gathered["inputs"], gathered["targets"], gathered.get("weights")
+            batch_inputs = gathered.get("inputs")
+            if batch_inputs is None:
+                batch_inputs = inputs[start : start + batch_size]
+            yield batch_inputs, gathered["targets"], gathered.get("weights")
 
     # ---------------------------------------------------------------- epochs
     def _train_one_epoch(self, inputs, targets, sample_weight) -> tuple[float, float]:

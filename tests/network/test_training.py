@@ -398,7 +398,8 @@ def test_float32_end_to_end(batch_size):
     assert all(
         array.dtype == np.float32 for values in trainer.optimizer.state.values() for array in values
     )
-    assert all(buffer.dtype == np.float32 for buffer in network._buffers.values())
+    buffers = [b for _, _, *pair in network._plan for b in pair if b is not None]
+    assert buffers and all(buffer.dtype == np.float32 for buffer in buffers)
     assert network.predict(X_val).dtype == np.float32
     assert network.forward(X_val, training=True, rng=np.random.default_rng(0)).dtype == np.float32
     losses = network.compute_gradients(X, Y, np.float32(1 / len(X)), np.random.default_rng(0))

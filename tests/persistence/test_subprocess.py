@@ -79,11 +79,6 @@ def test_a_fresh_process_predicts_the_same_and_continues_training(tmp_path, X, n
     assert len(again[-1].history_) == len(pipe[-1].history_) + 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known issue: the shuffling Generator's state is not part of _get_fitted_state, "
-    "so partial_fit after load shuffles differently from the original model",
-)
 def test_continuing_a_loaded_model_matches_continuing_the_original(tmp_path, X):
     y = np.arange(len(X)) % 3
     model = NNClassifier(**SMALL).fit(X, y)
