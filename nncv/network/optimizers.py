@@ -103,6 +103,15 @@ def _index_of(key: str) -> int:
     return int(key.rsplit("_", 1)[1])
 
 
+def _scaled_update(parameter, direction, squares, learning_rate, epsilon, scratch) -> None:
+    """``parameter -= learning_rate * direction / (sqrt(squares) + epsilon)``, in place."""
+    np.sqrt(squares, out=scratch)
+    scratch += epsilon
+    np.divide(direction, scratch, out=scratch)
+    scratch *= learning_rate
+    parameter -= scratch
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum."""
 
@@ -139,11 +148,7 @@ class Adagrad(Optimizer):
     def _step(self, parameter, gradient, learning_rate, scratch, cache) -> None:
         np.multiply(gradient, gradient, out=scratch)
         cache += scratch
-        np.sqrt(cache, out=scratch)
-        scratch += self.epsilon
-        np.divide(gradient, scratch, out=scratch)
-        scratch *= learning_rate
-        parameter -= scratch
+        _scaled_update(parameter, gradient, cache, learning_rate, self.epsilon, scratch)
 
 
 class RMSprop(Optimizer):
@@ -161,11 +166,7 @@ class RMSprop(Optimizer):
         scratch *= 1 - self.rho
         cache *= self.rho
         cache += scratch
-        np.sqrt(cache, out=scratch)
-        scratch += self.epsilon
-        np.divide(gradient, scratch, out=scratch)
-        scratch *= learning_rate
-        parameter -= scratch
+        _scaled_update(parameter, gradient, cache, learning_rate, self.epsilon, scratch)
 
 
 class Adam(Optimizer):
@@ -193,11 +194,10 @@ class Adam(Optimizer):
         # Kingma & Ba's form of the same update, one pass fewer over the vector:
         # lr * m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t))
         correction = math.sqrt(1 - self.beta_2**step)
-        np.sqrt(second_moment, out=scratch)
-        scratch += self.epsilon * correction
-        np.divide(first_moment, scratch, out=scratch)
-        scratch *= learning_rate * correction / (1 - self.beta_1**step)
-        parameter -= scratch
+        rate = learning_rate * correction / (1 - self.beta_1**step)
+        _scaled_update(
+            parameter, first_moment, second_moment, rate, self.epsilon * correction, scratch
+        )
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
