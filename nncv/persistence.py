@@ -16,7 +16,7 @@ It is a directory, or a single zip file when the path ends in ``.nncv`` (or ``.z
 Loading verifies every checksum and builds only classes from a fixed allow-list: a tampered,
 truncated or foreign file raises :class:`~nncv.exceptions.ArtifactError` and never runs code.
 Saving is atomic: the previous artifact at the path survives a failed or killed save.
-The format is described byte by byte in ``docs/persistence.md``.
+The format is described byte by byte in the README, section "Saving and loading models".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""docs/persistence.md describes the format well enough to read it without nncv."""
+"""The README describes the artifact format well enough to read it without nncv."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nncv.persistence import save
 
 from .conftest import SMALL
 
-DOC = Path(__file__).parents[2] / "docs" / "persistence.md"
+DOC = Path(__file__).parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def reader():
     block = re.search(
         r"<!-- reader:start -->\n```python\n(.*?)```\n<!-- reader:end -->", text, re.S
     )
-    assert block, "the reader example is missing from docs/persistence.md"
+    assert block, "the reader example is missing from README.md"
     namespace: dict = {}
     exec(compile(block[1], str(DOC), "exec"), namespace)  # noqa: S102 - our own document
     return namespace
