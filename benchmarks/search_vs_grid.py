@@ -62,7 +62,7 @@ def run_grid(X, y, splits, epochs: int) -> tuple[float, float]:
     return float(search.best_score_), time.perf_counter() - started
 
 
-def run_tune(X, y, splits, epochs: int, grid_best: float, max_trials: int) -> dict:
+def run_tune(X, y, splits, epochs: int, grid_best: float, max_trials: int, seed: int) -> dict:
     space = SearchSpace(
         learning_rate=Float(LEARNING_RATES[0], LEARNING_RATES[-1], log=True),
         l2=Float(L2S[0], L2S[-1], log=True),
@@ -78,7 +78,7 @@ def run_tune(X, y, splits, epochs: int, grid_best: float, max_trials: int) -> di
         pruner="median",
         storage=storage,
         study_name="bench",
-        random_state=0,
+        random_state=seed,
         refit=False,
     )
     started_at = datetime.now()
@@ -107,7 +107,7 @@ def run_tune(X, y, splits, epochs: int, grid_best: float, max_trials: int) -> di
     }
 
 
-def run_optuna_search_cv(X, y, splits, epochs: int, n_trials: int) -> dict:
+def run_optuna_search_cv(X, y, splits, epochs: int, n_trials: int, seed: int) -> dict:
     try:
         from optuna_integration import OptunaSearchCV
     except ImportError:
@@ -121,7 +121,7 @@ def run_optuna_search_cv(X, y, splits, epochs: int, n_trials: int) -> dict:
             HIDDEN_SIZES[0], HIDDEN_SIZES[-1], log=True
         ),
     }
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     with warnings.catch_warnings():
         # OptunaSearchCV is experimental and warns on every trial about optuna.terminator.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -148,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="epochs per fit (default 30)")
     parser.add_argument("--max-trials", type=int, default=81, help="tune's trial cap")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both Optuna searches")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = nncv.datasets.load("digits")
@@ -156,8 +157,8 @@ def main() -> None:
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         grid_best, grid_seconds = run_grid(X, y, splits, args.epochs)
-        tuned = run_tune(X, y, splits, args.epochs, grid_best, args.max_trials)
-        other = run_optuna_search_cv(X, y, splits, args.epochs, n_grid)
+        tuned = run_tune(X, y, splits, args.epochs, grid_best, args.max_trials, args.seed)
+        other = run_optuna_search_cv(X, y, splits, args.epochs, n_grid, args.seed)
     reached = tuned["tune_seconds_to_grid_best"]
     line = {
         "grid_best": grid_best,
@@ -167,6 +168,7 @@ def main() -> None:
         **{k: v for k, v in tuned.items() if k != "tune_seconds_to_grid_best"},
         **other,
         "epochs": args.epochs,
+        "seed": args.seed,
         "folds": 5,
         "grid_points": n_grid,
     }
