@@ -255,7 +255,9 @@ class Search:
             for key, value in self.objective.network_fit_params.items()
         }
         fit_params.update(self.objective.preprocessing_fit_params)
-        with warnings.catch_warnings():
+        # One BLAS thread, as in the trials: the refit gives the same numbers on any machine
+        # load or worker count (float32 sums change with the thread count).
+        with threadpool_limits(limits=1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             estimator.fit(self.X, self.y, **fit_params)
         return estimator, refit_epochs
