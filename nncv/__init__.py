@@ -22,15 +22,18 @@ from nncv.exceptions import (
 )
 from nncv.persistence import inspect, load, save
 from nncv.pipeline import make_pipeline
-from nncv.search import NNSearchCV, SearchSpace, TuneResult, tune
+from nncv.search import Categorical, Float, Int, NNSearchCV, SearchSpace, TuneResult, tune
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactError",
     "CVResult",
+    "Categorical",
     "ConfigurationError",
     "DivergedError",
+    "Float",
+    "Int",
     "NNClassifier",
     "NNRegressor",
     "NNSearchCV",
