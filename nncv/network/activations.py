@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nncv.network._constants import zeros_like
+
 __all__ = ["ACTIVATIONS", "DERIVATIVES", "LEAKY_RELU_SLOPE"]
 
 LEAKY_RELU_SLOPE = 0.01
@@ -22,23 +24,9 @@ def identity(z: np.ndarray) -> np.ndarray:
     return z
 
 
-_ZEROS: dict[np.dtype, np.ndarray] = {}
-
-
-def _zeros_like(z: np.ndarray) -> np.ndarray:
-    """A cached read-only zero array shaped like ``z``: ``np.maximum`` against an array is
-    several times faster than against the scalar 0 (NumPy's scalar-broadcast path)."""
-    zeros = _ZEROS.get(z.dtype)
-    if zeros is None or zeros.size < z.size:
-        zeros = np.zeros(max(z.size, 4096), z.dtype)
-        zeros.flags.writeable = False
-        _ZEROS[z.dtype] = zeros
-    return zeros[: z.size].reshape(z.shape)
-
-
 def relu(z: np.ndarray) -> np.ndarray:
     """``max(z, 0)`` in place."""
-    return np.maximum(z, _zeros_like(z), out=z)
+    return np.maximum(z, zeros_like(z), out=z)
 
 
 def leaky_relu(z: np.ndarray) -> np.ndarray:

@@ -15,22 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from nncv.exceptions import ConfigurationError
+from nncv.network._constants import ones
 from nncv.network.activations import ACTIVATIONS, DERIVATIVES
 from nncv.network.initializers import INITIALIZERS
 
 __all__ = ["Activation", "Dense", "Dropout"]
-
-_ONES: dict[np.dtype, np.ndarray] = {}
-
-
-def _ones(n_rows: int, dtype: np.dtype) -> np.ndarray:
-    """A cached read-only vector of ``n_rows`` ones (grown on demand)."""
-    ones = _ONES.get(dtype)
-    if ones is None or len(ones) < n_rows:
-        ones = np.ones(max(n_rows, 256), dtype)
-        ones.flags.writeable = False
-        _ONES[dtype] = ones
-    return ones[:n_rows]
 
 
 @dataclass
@@ -59,6 +48,10 @@ class Dense:
     biases: np.ndarray = field(init=False, repr=False)
     weight_grad: np.ndarray = field(init=False, repr=False)
     bias_grad: np.ndarray = field(init=False, repr=False)
+    #: ``[weights; biases]`` as one ``(n_inputs + 1, n_outputs)`` matrix (and its gradient):
+    #: the flat layout stores the biases right after the weights, as this matrix's last row.
+    stacked: np.ndarray = field(init=False, repr=False)
+    stacked_grad: np.ndarray = field(init=False, repr=False)
 
     @property
     def n_parameters(self) -> int:
@@ -72,6 +65,9 @@ class Dense:
         self.biases = parameters[n_weights:]
         self.weight_grad = gradients[:n_weights].reshape(shape)
         self.bias_grad = gradients[n_weights:]
+        stacked_shape = (self.n_inputs + 1, self.n_outputs)
+        self.stacked = parameters.reshape(stacked_shape)
+        self.stacked_grad = gradients.reshape(stacked_shape)
 
     def initialize(self, rng: np.random.Generator) -> None:
         """Draw the weights from the initialiser; zero the biases."""
@@ -79,10 +75,22 @@ class Dense:
         self.weights[...] = initializer(rng, self.n_inputs, self.n_outputs, self.weights.dtype)
         self.biases[...] = 0
 
-    def forward(self, inputs, out: np.ndarray) -> np.ndarray:
-        """Write ``inputs @ W + b`` into ``out``; ``inputs`` may be a scipy CSR matrix."""
-        self.inputs = inputs
+    def forward(self, inputs, out: np.ndarray, augmented: np.ndarray | None = None) -> np.ndarray:
+        """Write ``inputs @ W + b`` into ``out``; ``inputs`` may be a scipy CSR matrix.
+
+        ``augmented`` is an optional ``(n_rows, n_inputs + 1)`` buffer whose last column
+        holds ones: dense inputs are then copied (and cast) into it and one matrix product
+        ``[inputs, 1] @ [W; b]`` replaces the product, the bias addition and, in
+        :meth:`backward`, the bias gradient's column sums. That pays when the input is
+        not much wider than the output (the model decides).
+        """
         self._sparse_inputs = type(inputs) is not np.ndarray and sp.issparse(inputs)
+        self._stacked_inputs = augmented is not None and not self._sparse_inputs
+        if self._stacked_inputs:
+            np.copyto(augmented[:, :-1], inputs, casting="unsafe")
+            self.inputs = augmented
+            return np.dot(augmented, self.stacked, out=out)
+        self.inputs = inputs
         if self._sparse_inputs:
             out[...] = inputs @ self.weights
         else:
@@ -96,12 +104,15 @@ class Dense:
         ``input_grad`` is the buffer for the input gradient, or None for the first layer
         (whose input gradient nobody needs).
         """
-        if self._sparse_inputs:
-            self.weight_grad[...] = self.inputs.T @ grad
+        if self._stacked_inputs:
+            np.dot(self.inputs.T, grad, out=self.stacked_grad)  # dW and db in one product
         else:
-            np.dot(self.inputs.T, grad, out=self.weight_grad)
-        # Column sums as a matrix-vector product: several times faster than np.sum(axis=0).
-        np.dot(_ones(grad.shape[0], grad.dtype), grad, out=self.bias_grad)
+            if self._sparse_inputs:
+                self.weight_grad[...] = self.inputs.T @ grad
+            else:
+                np.dot(self.inputs.T, grad, out=self.weight_grad)
+            # Column sums as a matrix-vector product: several times faster than np.sum(axis=0).
+            np.dot(ones(grad.shape[0], grad.dtype), grad, out=self.bias_grad)
         if input_grad is None:
             return None
         return np.dot(grad, self.weights.T, out=input_grad)

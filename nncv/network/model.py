@@ -22,6 +22,10 @@ from nncv.network.losses import LOSSES
 __all__ = ["Network"]
 
 PREDICT_CHUNK_ROWS = 4096
+#: The first layer folds its bias into the matrix product (a column of ones appended to a
+#: copy of the input) when its input is at most this many times wider than its output:
+#: the copy then costs less than the bias addition and column sums it replaces.
+STACKED_BIAS_MAX_WIDTH_RATIO = 2
 _DENSE, _ACTIVATION, _DROPOUT = "dense", "activation", "dropout"
 
 
@@ -140,6 +144,7 @@ class Network:
             offset = end
         self._capacity = 0
         self._plan: list[tuple[str, Any, np.ndarray | None, np.ndarray | None]] = []
+        self._augmented: np.ndarray | None = None
         self._dropout_active = False
 
     # ------------------------------------------------------------------ set-up
@@ -184,11 +189,17 @@ class Network:
                 out = np.empty((n_rows, width), self.dtype)
                 mask = np.empty((n_rows, width), self.dtype)
                 self._plan.append((_DROPOUT, layer, out, mask))
+        first = self.dense_layers[0]
+        self._augmented = None
+        if first.n_inputs <= STACKED_BIAS_MAX_WIDTH_RATIO * first.n_outputs:
+            self._augmented = np.empty((n_rows, first.n_inputs + 1), self.dtype)
+            self._augmented[:, -1] = 1
         self._capacity = n_rows
 
     def release_buffers(self) -> None:
         """Free the activation buffers (they come back on the next pass)."""
         self._plan = []
+        self._augmented = None
         self._capacity = 0
         for layer in self.layers:
             for name in ("inputs", "outputs", "mask"):
@@ -202,14 +213,18 @@ class Network:
         With ``training=True``, dropout masks are drawn from ``rng``.
         """
         n_rows = inputs.shape[0]
-        if inputs.dtype != self.dtype:
-            inputs = inputs.astype(self.dtype)  # CSR stays CSR
         self._reserve(n_rows)
+        augmented = None
+        if self._augmented is not None and isinstance(inputs, np.ndarray):
+            augmented = self._augmented[:n_rows]  # the first layer copies (and casts) into it
+        elif inputs.dtype != self.dtype:
+            inputs = inputs.astype(self.dtype)  # CSR stays CSR
         self._dropout_active = training
         values = inputs
         for kind, layer, buffer, extra in self._plan:
             if kind is _DENSE:
-                values = layer.forward(values, buffer[:n_rows])
+                values = layer.forward(values, buffer[:n_rows], augmented)
+                augmented = None
             elif kind is _ACTIVATION:
                 values = layer.forward(values)
             elif training:

@@ -11,7 +11,8 @@ Formulas (``g`` gradient, ``lr`` the rate for this step, ``t`` steps taken befor
 * Adagrad: ``c += g**2``; ``p -= lr * g / (sqrt(c) + eps)``.
 * RMSprop: ``c = rho * c + (1 - rho) * g**2``; ``p -= lr * g / (sqrt(c) + eps)``.
 * Adam: ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g**2``;
-  ``p -= lr * (m / (1 - b1**(t+1))) / (sqrt(v / (1 - b2**(t+1))) + eps)``.
+  ``p -= lr * (m / (1 - b1**(t+1))) / (sqrt(v / (1 - b2**(t+1))) + eps)`` (computed from
+  ``m / (1 - b1)`` and ``v / (1 - b2)``, see :class:`Adam`).
 """
 
 from __future__ import annotations
@@ -170,9 +171,17 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias-corrected moments (NNFS formula, ``eps`` added after the square root)."""
+    """Adam with bias-corrected moments (NNFS formula, ``eps`` added after the square root).
 
-    _slots = ("first_moment", "second_moment")
+    The state holds the moments without their ``(1 - beta)`` factors — ``gradient_sum``
+    is ``m / (1 - beta_1)`` and ``squared_gradient_sum`` is ``v / (1 - beta_2)``, i.e.
+    ``S = beta * S + g`` — so a step makes ten passes over the parameters instead of twelve;
+    the factors are folded into the scalar rate and epsilon of the update.
+    """
+
+    _slots = ("gradient_sum", "squared_gradient_sum")
+    #: State names written before the sums were kept unscaled, read for compatibility.
+    _MOMENT_SLOTS = ("first_moment", "second_moment")
 
     def __init__(self, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7) -> None:
         super().__init__()
@@ -181,23 +190,40 @@ class Adam(Optimizer):
         self.epsilon = epsilon
 
     def _step(
-        self, parameter, gradient, learning_rate, scratch, first_moment, second_moment
+        self, parameter, gradient, learning_rate, scratch, gradient_sum, squared_gradient_sum
     ) -> None:
         step = self.iterations + 1
-        first_moment *= self.beta_1
-        np.multiply(gradient, 1 - self.beta_1, out=scratch)
-        first_moment += scratch
+        gradient_sum *= self.beta_1
+        gradient_sum += gradient
         np.multiply(gradient, gradient, out=scratch)
-        scratch *= 1 - self.beta_2
-        second_moment *= self.beta_2
-        second_moment += scratch
-        # Kingma & Ba's form of the same update, one pass fewer over the vector:
+        squared_gradient_sum *= self.beta_2
+        squared_gradient_sum += scratch
+        # With m = (1 - b1) S1 and v = (1 - b2) S2, Kingma & Ba's form of the NNFS update
         # lr * m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t))
+        # becomes rate * S1 / (sqrt(S2) + eps'):
+        root_1_minus_beta_2 = math.sqrt(1 - self.beta_2)
         correction = math.sqrt(1 - self.beta_2**step)
-        rate = learning_rate * correction / (1 - self.beta_1**step)
-        _scaled_update(
-            parameter, first_moment, second_moment, rate, self.epsilon * correction, scratch
+        rate = (
+            learning_rate
+            * correction
+            / (1 - self.beta_1**step)
+            * (1 - self.beta_1)
+            / root_1_minus_beta_2
         )
+        epsilon = self.epsilon * correction / root_1_minus_beta_2
+        _scaled_update(parameter, gradient_sum, squared_gradient_sum, rate, epsilon, scratch)
+
+    def set_state(self, iterations: int, arrays: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`get_state`'s output; moments saved as ``first_moment_*`` /
+        ``second_moment_*`` (the scaled form) are converted to the sums."""
+        converted = dict(arrays)
+        for slot, old, beta in zip(
+            self._slots, self._MOMENT_SLOTS, (self.beta_1, self.beta_2), strict=True
+        ):
+            for key in [k for k in arrays if k.rsplit("_", 1)[0] == old]:
+                index = key.rsplit("_", 1)[1]
+                converted[f"{slot}_{index}"] = np.asarray(converted.pop(key)) / (1 - beta)
+        super().set_state(iterations, converted)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -230,6 +230,26 @@ def test_integer_sample_weights_equal_repeated_rows():
     np.testing.assert_allclose(weighted, network.gradients, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("stack_bias", [True, False], ids=["stacked-bias", "separate-bias"])
+def test_first_layer_bias_folded_or_not(monkeypatch, stack_bias):
+    """The first layer folds its bias into the product unless its input is much wider than
+    its output; both ways give the finite-difference gradient and the same numbers."""
+    import nncv.network.model as model
+
+    if not stack_bias:
+        monkeypatch.setattr(model, "STACKED_BIAS_MAX_WIDTH_RATIO", 0)
+    network, inputs, targets, _ = make_network(activation="relu", hidden=(6,), seed=4)
+    check_network(network, inputs, targets)
+    assert (network._augmented is not None) is stack_bias
+    gradients = network.gradients.copy()
+    monkeypatch.setattr(model, "STACKED_BIAS_MAX_WIDTH_RATIO", 0 if stack_bias else 2)
+    other = Network.from_config(network.get_config())
+    other.set_parameters(network.parameters)
+    other.compute_gradients(inputs, targets, 1.0 / N_ROWS)
+    assert (other._augmented is not None) is not stack_bias
+    np.testing.assert_allclose(other.gradients, gradients, rtol=1e-12, atol=1e-15)
+
+
 def test_sparse_csr_input():
     rng = np.random.default_rng(5)
     dense_inputs = rng.standard_normal((N_ROWS, 12)) * (rng.random((N_ROWS, 12)) < 0.3)
@@ -264,19 +284,28 @@ def bound_dense(n_inputs: int, n_outputs: int, rng: np.random.Generator) -> Dens
     return dense
 
 
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
-def test_dense_backward_alone(sparse):
-    """For ``L = sum(upstream * (X W + b))``: dW, db and dX against finite differences."""
+@pytest.mark.parametrize("kind", ["dense", "csr", "stacked"])
+def test_dense_backward_alone(kind):
+    """For ``L = sum(upstream * (X W + b))``: dW, db and dX against finite differences
+    (``stacked``: the bias folded into the product through a column of ones)."""
     rng = np.random.default_rng(1)
     dense = bound_dense(4, 3, rng)
     inputs = rng.standard_normal((5, 4))
     upstream = rng.standard_normal((5, 3))
-    layer_inputs = sp.csr_matrix(inputs) if sparse else inputs
+    layer_inputs = sp.csr_matrix(inputs) if kind == "csr" else inputs
+
+    def augmented() -> np.ndarray | None:
+        if kind != "stacked":
+            return None
+        buffer = np.full((5, 5), np.nan)
+        buffer[:, -1] = 1
+        return buffer
 
     def loss() -> float:
-        return float(np.sum(upstream * dense.forward(layer_inputs, np.empty((5, 3)))))
+        outputs = dense.forward(layer_inputs, np.empty((5, 3)), augmented())
+        return float(np.sum(upstream * outputs))
 
-    dense.forward(layer_inputs, np.empty((5, 3)))
+    dense.forward(layer_inputs, np.empty((5, 3)), augmented())
     input_grad = dense.backward(upstream.copy(), np.empty((5, 4)))
     weight_grad, bias_grad = dense.weight_grad.copy(), dense.bias_grad.copy()
 

@@ -229,3 +229,22 @@ def test_sigmoid_saturates_without_warnings():
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is fine
         values = ACTIVATIONS["sigmoid"](np.array([-1000.0, 1000.0], np.float32))
     np.testing.assert_array_equal(values, [0.0, 1.0])
+
+
+@pytest.mark.parametrize("n_rows", [9, 200])
+@pytest.mark.parametrize("n_classes", [1, 3, 16, 17, 40])
+def test_softmax_rows_sum_to_one_without_overflow(n_classes, n_rows):
+    """Narrow outputs take row maxima column by column, wide ones with a reduction: both
+    give the textbook softmax, also for logits far beyond exp's range."""
+    from nncv.network.losses import LOSSES
+
+    rng = np.random.default_rng(n_classes)
+    logits = rng.standard_normal((n_rows, n_classes)) * 3
+    logits[0] += 1000.0  # exp(1000) overflows: the shift by the row maximum must happen
+    logits[1] -= 1000.0
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    with np.errstate(over="raise", invalid="raise"):
+        probabilities = LOSSES["softmax_cross_entropy"].output(logits.copy())
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-13)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-13)

@@ -181,3 +181,17 @@ def test_state_round_trip_resumes_identically(name):
     resumed.update([parameters], [np.array(GRADIENT_2)], RATE_2)
     np.testing.assert_allclose(parameters, run_two_steps(make())[1], rtol=1e-15)
     assert resumed.iterations == 2
+
+
+def test_adam_reads_moments_saved_in_the_scaled_form():
+    """State written as ``first_moment``/``second_moment`` (``m`` and ``v`` themselves, as
+    before Adam kept unscaled sums) resumes to the hand-computed second step."""
+    beta_1, beta_2 = 0.9, 0.999
+    m = [(1 - beta_1) * g for g in GRADIENT_1]
+    v = [(1 - beta_2) * g**2 for g in GRADIENT_1]
+    resumed = optimizers.Adam(beta_1, beta_2, epsilon=1e-7)
+    resumed.set_state(1, {"first_moment_0": np.array(m), "second_moment_0": np.array(v)})
+    assert set(resumed.state) == {"gradient_sum", "squared_gradient_sum"}
+    parameters = np.array(hand_adam(beta_1, beta_2, 1e-7)[0])
+    resumed.update([parameters], [np.array(GRADIENT_2)], RATE_2)
+    np.testing.assert_allclose(parameters, hand_adam(beta_1, beta_2, 1e-7)[1], rtol=1e-12)
