@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,86 @@ from nncv.exceptions import ConfigurationError, DivergedError, StopTraining
 from nncv.network.losses import mean_loss
 from nncv.network.model import Network
 
-__all__ = ["Callback", "EarlyStopping", "EpochCallback", "Trainer"]
+__all__ = ["GATHER_BYTES", "Callback", "EarlyStopping", "EpochCallback", "IndexedRows", "Trainer"]
 
 Record = dict[str, Any]
+
+#: About how many bytes of :class:`IndexedRows` are read and transformed at once in training
+#: (a whole number of batches, at least one).
+GATHER_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class IndexedRows:
+    """Training inputs read from a larger array by row index and transformed as they are read.
+
+    Stands for ``transform(data[rows]).astype(dtype)`` without ever holding it whole:
+    :class:`Trainer` reads a few of its mini-batches at a time (about :data:`GATHER_BYTES`),
+    so the memory a fit needs does not grow with the number of rows. Cross-validation
+    uses it to train a fold's network straight from a memory-mapped ``X``, the fold's
+    fitted scalers as ``transform``.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_samples, n_features)
+        The whole array, for example a read-only memory map; it is only read.
+    rows : ndarray of int
+        The rows of ``data`` to train on, in order: position ``i`` is row ``rows[i]``.
+    transform : callable, optional
+        ``transform(values) -> values``, applied to a fresh copy of some rows of ``data``;
+        each output row must depend on its own input row only (a row-wise scaler), so that
+        reading rows in any grouping gives the same numbers. It may work in place.
+    dtype : numpy dtype, default=float32
+        The dtype the rows are delivered in (the network's).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.arange(12.0).reshape(4, 3)
+    >>> rows = IndexedRows(data, np.array([3, 1]), lambda v: v - 1, np.dtype(np.float64))
+    >>> rows.shape
+    (2, 3)
+    >>> rows.read()
+    array([[ 8.,  9., 10.],
+           [ 2.,  3.,  4.]])
+    """
+
+    data: np.ndarray
+    rows: np.ndarray
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
+    dtype: np.dtype = np.dtype(np.float32)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(number of rows, number of features)``."""
+        return len(self.rows), self.data.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, positions: np.ndarray) -> IndexedRows:
+        """The rows at ``positions`` (indices into :attr:`rows`, not into :attr:`data`)."""
+        return replace(self, rows=self.rows[positions])
+
+    def read(self, positions: np.ndarray | None = None, *, buffer: np.ndarray | None = None):
+        """The transformed rows at ``positions`` (all rows when ``None``) in :attr:`dtype`.
+
+        ``buffer``, of ``data``'s dtype and shape ``(len(positions), n_features)``, receives
+        the rows read from ``data`` instead of a new array.
+        """
+        rows = self.rows if positions is None else self.rows[positions]
+        if buffer is None:
+            values = np.asarray(self.data).take(rows, axis=0)
+        else:  # mode="clip": NumPy takes straight into ``out`` (the rows are valid)
+            values = np.take(self.data, rows, axis=0, out=buffer, mode="clip")
+        if self.transform is not None:
+            values = self.transform(values)
+        return values.astype(self.dtype, copy=False)
+
+    def blocks(self, block_rows: int) -> Iterator[np.ndarray]:
+        """The transformed rows, ``block_rows`` at a time (one empty block when there are none)."""
+        for start in range(0, max(len(self), 1), block_rows):
+            yield self.read(np.arange(start, min(start + block_rows, len(self))))
 
 
 class Callback:
@@ -168,19 +246,28 @@ class Trainer:
         self.epochs_done = 0
         self.history: list[Record] = []
         self._shuffle_buffers: dict[str, np.ndarray] = {}
+        self._whole: tuple[IndexedRows, np.ndarray] | None = None
 
     def release_buffers(self) -> None:
         """Free the reused batch buffers (they come back on the next epoch)."""
         self._shuffle_buffers = {}
+        self._whole = None
 
     # -------------------------------------------------------------- batches
-    def _buffer(self, name: str, like: np.ndarray, n_rows: int) -> np.ndarray:
+    def _buffer(self, name: str, like, n_rows: int, dtype=None) -> np.ndarray:
         shape = (n_rows, *like.shape[1:])
+        dtype = like.dtype if dtype is None else dtype
         buffer = self._shuffle_buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype:
-            buffer = np.empty(shape, like.dtype)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = np.empty(shape, dtype)
             self._shuffle_buffers[name] = buffer
         return buffer
+
+    def _read_whole(self, inputs: IndexedRows) -> np.ndarray:
+        """All of ``inputs`` at once (full-batch training), read once and kept until released."""
+        if self._whole is None or self._whole[0] is not inputs:
+            self._whole = (inputs, inputs.read())
+        return self._whole[1]
 
     def _batches(self, inputs, targets, sample_weight) -> Iterator[tuple[Any, np.ndarray, Any]]:
         """Yield ``(inputs, targets, weights)`` batches for one epoch in a fresh random order.
@@ -188,10 +275,14 @@ class Trainer:
         Dense rows are gathered batch by batch into reused buffers (``take`` with
         ``mode="clip"``, which NumPy does not buffer; the indices are a permutation), so
         memory stays flat whatever the data size; a sparse matrix is reordered once.
+        :class:`IndexedRows` are read and transformed about :data:`GATHER_BYTES` (a whole
+        number of batches) at a time, then copied batch by batch into the buffer.
         """
         n_rows = inputs.shape[0]
         batch_size = n_rows if self.batch_size is None else min(self.batch_size, n_rows)
         if batch_size >= n_rows:
+            if isinstance(inputs, IndexedRows):
+                inputs = self._read_whole(inputs)
             yield inputs, targets, sample_weight
             return
         order = self.rng.permutation(n_rows)
@@ -200,20 +291,35 @@ class Trainer:
         arrays = {"targets": targets}
         if sample_weight is not None:
             arrays["weights"] = sample_weight
-        if not sp.issparse(inputs):
+        indexed = isinstance(inputs, IndexedRows)
+        if not (indexed or sp.issparse(inputs)):
             arrays["inputs"] = inputs
-        for start in range(0, n_rows, batch_size):
-            rows = order[start : start + batch_size]
-            gathered = {
-                name: np.take(
-                    array, rows, axis=0, out=self._buffer(name, array, len(rows)), mode="clip"
+        chunk_rows = n_rows
+        if indexed:
+            row_bytes = max(1, inputs.shape[1] * inputs.data.dtype.itemsize)
+            chunk_rows = batch_size * max(1, GATHER_BYTES // row_bytes // batch_size)
+        for chunk_start in range(0, n_rows, chunk_rows):
+            chunk_positions = order[chunk_start : chunk_start + chunk_rows]
+            if indexed:
+                chunk = inputs.read(
+                    chunk_positions,
+                    buffer=self._buffer("chunk", inputs.data, len(chunk_positions)),
                 )
-                for name, array in arrays.items()
-            }
-            batch_inputs = gathered.get("inputs")
-            if batch_inputs is None:
-                batch_inputs = inputs[start : start + batch_size]
-            yield batch_inputs, gathered["targets"], gathered.get("weights")
+            for start in range(0, len(chunk_positions), batch_size):
+                rows = chunk_positions[start : start + batch_size]
+                gathered = {
+                    name: np.take(
+                        array, rows, axis=0, out=self._buffer(name, array, len(rows)), mode="clip"
+                    )
+                    for name, array in arrays.items()
+                }
+                batch_inputs = gathered.get("inputs")
+                if indexed:
+                    batch_inputs = self._buffer("inputs", inputs, len(rows), inputs.dtype)
+                    np.copyto(batch_inputs, chunk[start : start + batch_size])
+                elif batch_inputs is None:
+                    batch_inputs = inputs[chunk_start + start : chunk_start + start + batch_size]
+                yield batch_inputs, gathered["targets"], gathered.get("weights")
 
     # ---------------------------------------------------------------- epochs
     def _train_one_epoch(self, inputs, targets, sample_weight) -> tuple[float, float]:
@@ -274,7 +380,10 @@ class Trainer:
             When the loss becomes NaN or infinite.
         """
         dtype = self.network.dtype
-        inputs = inputs.astype(dtype, copy=False)
+        if not isinstance(inputs, IndexedRows):
+            inputs = inputs.astype(dtype, copy=False)
+        elif inputs.dtype != dtype:
+            inputs = replace(inputs, dtype=np.dtype(dtype))
         targets = np.asarray(targets, dtype=dtype)
         validation_inputs = validation_targets = validation_weight = None
         if validation_data is not None:
