@@ -10,7 +10,8 @@ search can drive several folds in lockstep.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from numbers import Integral, Real
 from typing import Any
 
@@ -23,7 +24,13 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from nncv.exceptions import NncvError
 from nncv.network import EarlyStopping, Network, Trainer, metrics
@@ -31,10 +38,13 @@ from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
 from nncv.network.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
 from nncv.network.schedules import SCHEDULES, make_schedule
+from nncv.network.training import IndexedRows
 
 __all__ = ["NNClassifier", "NNRegressor"]
 
 HISTORY_COLUMNS = ("epoch", "loss", "data_loss", "val_loss", "val_score", "learning_rate")
+#: Rows per block when :class:`IndexedRows` inputs are validated.
+VALIDATION_BLOCK_ROWS = 4096
 _PER_LAYER_PARAMS = ("l1", "l2", "bias_l1", "bias_l2")
 
 
@@ -189,6 +199,18 @@ class _BaseNN(BaseEstimator):
             self, X, y, reset=reset, accept_sparse="csr", dtype=dtype, multi_output=True
         )
 
+    def _validate_rows(self, X: IndexedRows, y, *, reset: bool):
+        """What ``_validate_input(X, y)`` checks, for rows read by index, a block at a time.
+
+        The transformed rows are read and checked (dtype, finite values, number of
+        features) :data:`VALIDATION_BLOCK_ROWS` at a time; ``y`` as ``check_X_y`` does.
+        """
+        for number, block in enumerate(X.blocks(VALIDATION_BLOCK_ROWS)):
+            self._validate_input(block, reset=reset and number == 0)
+        y = _check_y(y, multi_output=True, estimator=self)
+        check_consistent_length(X.rows, y)
+        return y
+
     # ----------------------------------------------------------- building
     def _rng(self) -> np.random.Generator:
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -242,7 +264,9 @@ class _BaseNN(BaseEstimator):
     def _split_validation(self, X, Y, sample_weight, rng):
         """Hold out ``validation_fraction`` of the rows (stratified for classifiers if possible)."""
         seed = int(rng.integers(np.iinfo(np.int32).max))
-        arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+        indexed = isinstance(X, IndexedRows)
+        inputs = X.rows if indexed else X  # rows read by index: split the indices
+        arrays = [inputs, Y] if sample_weight is None else [inputs, Y, sample_weight]
         stratify = None
         if isinstance(self, ClassifierMixin) and self._target_type != "multilabel-indicator":
             stratify = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0]
@@ -253,6 +277,9 @@ class _BaseNN(BaseEstimator):
         except ValueError:  # a class too small to stratify
             split = train_test_split(*arrays, test_size=self.validation_fraction, random_state=seed)
         train, validation = split[0::2], split[1::2]
+        if indexed:
+            validation[0] = replace(X, rows=validation[0]).read()
+            train[0] = replace(X, rows=train[0])
         if sample_weight is None:
             return train[0], train[1], None, (validation[0], validation[1])
         return train[0], train[1], train[2], (validation[0], validation[1], validation[2])
@@ -267,7 +294,10 @@ class _BaseNN(BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
-        X, y = self._validate_input(X, y, reset=not keep)
+        if isinstance(X, IndexedRows):
+            y = self._validate_rows(X, y, reset=not keep)
+        else:
+            X, y = self._validate_input(X, y, reset=not keep)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
             if not np.any(sample_weight > 0):
@@ -325,6 +355,32 @@ class _BaseNN(BaseEstimator):
         >>> [r["epoch"] for r in net.iter_fit(X, y)]
         [1, 2, 3, 4, 5]
         """
+        return self._iter_fit(X, y, sample_weight, validation_data)
+
+    def _iter_fit_rows(
+        self,
+        X: np.ndarray,
+        rows: np.ndarray,
+        y,
+        sample_weight=None,
+        *,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """:meth:`iter_fit` on ``transform(X[rows])``, never holding those rows whole.
+
+        Private entry point of :func:`nncv.cross_validate`: ``X`` is the whole data (a
+        C-contiguous float array, typically joblib's read-only memory map), ``rows`` the
+        fold's training rows, ``y`` and ``sample_weight`` those rows' values already, and
+        ``transform`` the fold's fitted row-wise scalers (see :class:`IndexedRows`). The
+        rows are validated block by block, and read and transformed a few mini-batches
+        at a time while training; the result is bitwise that of
+        ``iter_fit(transform(X[rows]), y, sample_weight)``, early-stopping split included.
+        """
+        inputs = IndexedRows(X, np.asarray(rows, dtype=np.intp), transform, np.dtype(self.dtype))
+        return self._iter_fit(inputs, y, sample_weight, None)
+
+    def _iter_fit(self, X, y, sample_weight, validation_data) -> Iterator[dict[str, Any]]:
+        """The body of :meth:`iter_fit`; ``X`` may be :class:`IndexedRows`."""
         self._validate_params()
         keep = self.warm_start and hasattr(self, "network_")
         X, Y, sample_weight, validation = self._prepare_fit(
