@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,22 +31,33 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
-from sklearn.utils import _safe_indexing
-from sklearn.utils._set_output import _get_output_config
 from threadpoolctl import threadpool_limits
 
+from nncv import _rowwise
 from nncv._folds import seed_estimator
+from nncv._rowwise import (
+    fit_on_rows,
+    in_place_transform,
+    is_rowwise,
+    take_rows,
+    transform_through,
+)
 from nncv._scoring import build_scorers, score_fold
+from nncv.estimators import _BaseNN
 
-__all__ = ["BLOCK_ROWS", "FoldOutcome", "HeldOut", "fit_fold", "fit_on_fold", "take_rows"]
+__all__ = [
+    "TRAIN_FROM_X",
+    "FoldOutcome",
+    "HeldOut",
+    "can_train_from_x",
+    "fit_fold",
+    "fit_on_fold",
+    "fit_on_rows_of_x",
+]
 
-#: Rows per block when scalers are fitted or applied, and held-out rows are scored.
-BLOCK_ROWS = 4096
-
-# Exact types only: a subclass may change what fit or transform means.
-_BLOCKWISE_FIT = (StandardScaler, MinMaxScaler, MaxAbsScaler)
-_ROWWISE_TRANSFORM = (*_BLOCKWISE_FIT, RobustScaler)
+#: Train nncv networks straight from ``X``'s rows when :func:`can_train_from_x` allows;
+#: ``False`` always copies the training rows first (the reference path, for tests).
+TRAIN_FROM_X = True
 
 
 @dataclass(frozen=True)
@@ -62,65 +73,6 @@ class FoldOutcome:
     error: str | None = None
 
 
-def take_rows(data: Any, rows: np.ndarray) -> Any:
-    """Copy ``rows`` out of ``data`` (array, memory map, DataFrame, list or ``None``).
-
-    A memory-mapped array gives a plain in-memory ``ndarray`` of the same dtype.
-
-    Examples
-    --------
-    >>> take_rows(np.arange(6.0).reshape(3, 2), np.array([2, 0]))
-    array([[4., 5.],
-           [0., 1.]])
-    """
-    if data is None:
-        return None
-    if isinstance(data, np.ndarray):
-        return np.asarray(data).take(rows, axis=0)
-    return _safe_indexing(data, rows)
-
-
-def _blocks(n_rows: int) -> Iterator[slice]:
-    for start in range(0, n_rows, BLOCK_ROWS):
-        yield slice(start, start + BLOCK_ROWS)
-
-
-def _can_work_in_place(step: Any, X: Any) -> bool:
-    return (
-        type(step) in _ROWWISE_TRANSFORM
-        and isinstance(X, np.ndarray)
-        and X.ndim == 2
-        and X.dtype.kind == "f"
-        and X.flags.writeable
-        and X.flags.c_contiguous
-        and _get_output_config("transform", step)["dense"] == "default"
-    )
-
-
-def _transform_in_place(step: Any, X: np.ndarray) -> np.ndarray:
-    for block in _blocks(len(X)):
-        X[block] = step.transform(X[block])
-    return X
-
-
-def _fit_transform(step: Any, X: Any) -> Any:
-    """Fit ``step`` on ``X`` and return ``step.transform(X)``, in place where possible."""
-    if not _can_work_in_place(step, X):
-        return step.fit_transform(X)
-    if type(step) in _BLOCKWISE_FIT:
-        for block in _blocks(len(X)):
-            step.partial_fit(X[block])
-    else:
-        step.fit(X)
-    return _transform_in_place(step, X)
-
-
-def _transform(step: Any, X: Any) -> Any:
-    if _can_work_in_place(step, X):
-        return _transform_in_place(step, X)
-    return step.transform(X)
-
-
 @dataclass
 class HeldOut:
     """A fold's held-out rows of ``X``, read through the fitted transformers on demand."""
@@ -133,18 +85,12 @@ class HeldOut:
 
     def blocks(self) -> Iterator[Any]:
         """The transformed held-out rows, ``BLOCK_ROWS`` at a time."""
-        for block in _blocks(len(self.rows)):
-            values = take_rows(self.X, self.rows[block])
-            for step in self.transformers:
-                values = _transform(step, values)
-            yield values
+        for block in _rowwise.blocks(len(self.rows)):
+            yield transform_through(self.transformers, take_rows(self.X, self.rows[block]))
 
     def materialize(self) -> Any:
         """All transformed held-out rows at once (for the final scores)."""
-        values = take_rows(self.X, self.rows)
-        for step in self.transformers:
-            values = _transform(step, values)
-        return values
+        return transform_through(self.transformers, take_rows(self.X, self.rows))
 
 
 def _network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, float]] | None:
@@ -182,6 +128,34 @@ def _network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float,
     return evaluate
 
 
+def _with_held_out_scores(
+    epochs: Iterable[dict[str, Any]], evaluate: Callable[[], tuple[float, float]]
+) -> list[dict[str, Any]]:
+    """Each epoch's record with ``val_loss``/``val_score`` measured on the held-out rows."""
+    records = []
+    for record in epochs:
+        record = dict(record)
+        own_loss, own_score = record.get("val_loss", math.nan), record.get("val_score", math.nan)
+        record["val_loss"], record["val_score"] = evaluate()
+        if not (math.isnan(own_loss) and math.isnan(own_score)):
+            record["early_stopping_val_loss"] = own_loss
+            record["early_stopping_val_score"] = own_score
+        records.append(record)
+    return records
+
+
+def _split_pipeline(estimator: Any) -> tuple[list[Any], Any]:
+    """A Pipeline's transformers (no passthrough) and final step; ``([], estimator)`` else.
+
+    A Pipeline ending in a Pipeline is flattened: its steps follow the outer ones.
+    """
+    steps: list[Any] = []
+    while isinstance(estimator, Pipeline):
+        steps += [step for _, _, step in estimator._iter(with_final=False, filter_passthrough=True)]
+        estimator = estimator._final_estimator
+    return steps, estimator
+
+
 def fit_on_fold(
     estimator: Any,
     X: Any,
@@ -209,29 +183,66 @@ def fit_on_fold(
         measured on the held-out rows (its own early-stopping values, when any, under
         ``early_stopping_val_loss`` and ``early_stopping_val_score``).
     """
-    if isinstance(estimator, Pipeline):
-        for _, _, step in estimator._iter(with_final=False, filter_passthrough=True):
-            X = _fit_transform(step, X)
-            held_out.transformers.append(step)
-        final = estimator._final_estimator
-        if final is None or final == "passthrough":
-            raise TypeError("the Pipeline's last step is 'passthrough': nothing to fit")
-        return fit_on_fold(final, X, y, sample_weight, held_out)
+    steps, final = _split_pipeline(estimator)
+    for step in steps:
+        X = _rowwise.fit_transform(step, X)
+        held_out.transformers.append(step)
+    if final is None or final == "passthrough":
+        raise TypeError("the Pipeline's last step is 'passthrough': nothing to fit")
     fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-    evaluate = _network_evaluator(estimator, held_out) if hasattr(estimator, "iter_fit") else None
+    evaluate = _network_evaluator(final, held_out) if hasattr(final, "iter_fit") else None
     if evaluate is None:
-        estimator.fit(X, y, **fit_params)
-        return estimator, None
-    records = []
-    for record in estimator.iter_fit(X, y, **fit_params):
-        record = dict(record)
-        own_loss, own_score = record.get("val_loss", math.nan), record.get("val_score", math.nan)
-        record["val_loss"], record["val_score"] = evaluate()
-        if not (math.isnan(own_loss) and math.isnan(own_score)):
-            record["early_stopping_val_loss"] = own_loss
-            record["early_stopping_val_score"] = own_score
-        records.append(record)
-    return estimator, records
+        final.fit(X, y, **fit_params)
+        return final, None
+    return final, _with_held_out_scores(final.iter_fit(X, y, **fit_params), evaluate)
+
+
+def can_train_from_x(estimator: Any, X: Any) -> bool:
+    """Whether :func:`fit_on_rows_of_x` can fit ``estimator`` straight from ``X``'s rows.
+
+    It can when ``X`` is a C-contiguous float32 or float64 ndarray (or memory map) and
+    ``estimator`` is an nncv network (``iter_fit`` not overridden), alone or after
+    row-wise scalers only (``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``,
+    ``RobustScaler``, exact types, without ``set_output``).
+    """
+    if not (
+        type(X) in (np.ndarray, np.memmap)
+        and X.ndim == 2
+        and X.dtype in (np.dtype(np.float32), np.dtype(np.float64))
+        and X.flags.c_contiguous
+    ):
+        return False
+    steps, final = _split_pipeline(estimator)
+    return (
+        isinstance(final, _BaseNN)
+        and type(final).iter_fit is _BaseNN.iter_fit
+        and all(is_rowwise(step) for step in steps)
+    )
+
+
+def fit_on_rows_of_x(
+    estimator: Any,
+    X: np.ndarray,
+    rows: np.ndarray,
+    y: Any,
+    sample_weight: np.ndarray | None,
+    held_out: HeldOut,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """:func:`fit_on_fold` on ``take_rows(X, rows)``, bit for bit, without that copy.
+
+    For what :func:`can_train_from_x` accepts. The scalers are fitted on ``X[rows]``
+    block by block (:func:`nncv._rowwise.fit_on_rows`), and the network trains straight
+    from ``X``: it reads its mini-batches' rows a few batches at a time and scales them
+    there (``_iter_fit_rows``). ``y`` and ``sample_weight`` are the training rows'
+    values already.
+    """
+    steps, final = _split_pipeline(estimator)
+    fit_on_rows(steps, X, rows)
+    held_out.transformers.extend(steps)
+    transform = in_place_transform(steps) if steps else None
+    evaluate = _network_evaluator(final, held_out)
+    epochs = final._iter_fit_rows(X, rows, y, sample_weight, transform=transform)
+    return final, _with_held_out_scores(epochs, evaluate)
 
 
 def fit_fold(
@@ -267,13 +278,13 @@ def fit_fold(
         y_test, w_test = take_rows(y, test), take_rows(sample_weight, test)
         held_out = HeldOut(X, test, y_test, w_test)
         try:
-            final, records = fit_on_fold(
-                estimator,
-                take_rows(X, train),
-                take_rows(y, train),
-                take_rows(sample_weight, train),
-                held_out,
-            )
+            y_train, w_train = take_rows(y, train), take_rows(sample_weight, train)
+            if TRAIN_FROM_X and can_train_from_x(estimator, X):
+                final, records = fit_on_rows_of_x(estimator, X, train, y_train, w_train, held_out)
+            else:
+                final, records = fit_on_fold(
+                    estimator, take_rows(X, train), y_train, w_train, held_out
+                )
             fit_time = time.perf_counter() - start
             start = time.perf_counter()
             scorers = build_scorers(final, scoring)

@@ -18,7 +18,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
-from nncv import NNClassifier, NNRegressor, _fold_fit
+from nncv import NNClassifier, NNRegressor, _fold_fit, _rowwise
 from nncv.cv import CVResult, CVSetupError, ScoringError, cross_validate
 from nncv.exceptions import DivergedError, NncvError
 
@@ -204,27 +204,28 @@ def test_random_state_none_still_gives_consistent_folds(cancer):
 @pytest.mark.parametrize("scaler_type", [StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler])
 def test_scalers_work_in_place_in_blocks_without_upcasting(scaler_type):
     rng = np.random.default_rng(0)
-    n_rows = 2 * _fold_fit.BLOCK_ROWS + 123  # three blocks
+    n_rows = 2 * _rowwise.BLOCK_ROWS + 123  # three blocks
     X = (rng.standard_normal((n_rows, 3)) * [1.0, 10.0, 0.1] + [5.0, -2.0, 0.0]).astype(np.float32)
     expected = scaler_type().fit(X).transform(X)
     work = X.copy()
     scaler = scaler_type()
-    out = _fold_fit._fit_transform(scaler, work)
+    out = _rowwise.fit_transform(scaler, work)
     assert out is work and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     validation = X[:100].copy()
-    assert _fold_fit._transform(scaler, validation) is validation
+    assert _rowwise.transform(scaler, validation) is validation
     np.testing.assert_allclose(validation, expected[:100], rtol=1e-5, atol=1e-5)
 
 
-def test_a_fold_holds_one_copy_of_its_training_rows_and_no_other_whole_copy():
-    # 88 MB of float32: the training rows (70 MB) exceed the size below which the
-    # network shuffles a copy of them each epoch, so what remains is this module's doing
+@pytest.mark.parametrize("train_from_x", [True, False])
+def test_a_fold_holds_no_copy_of_its_training_rows_or_one_when_it_must(monkeypatch, train_from_x):
+    # 88 MB of float32; the training rows of a fold take 70 MB, the held-out rows 18 MB
     X = np.random.default_rng(0).standard_normal((220_000, 100), dtype=np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
     model = make_pipeline(
         StandardScaler(), NNClassifier(hidden_layer_sizes=(8,), max_epochs=1, batch_size=512)
     )
+    monkeypatch.setattr(_fold_fit, "TRAIN_FROM_X", train_from_x)
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
@@ -233,9 +234,15 @@ def test_a_fold_holds_one_copy_of_its_training_rows_and_no_other_whole_copy():
     finally:
         tracemalloc.stop()
     assert result.mean() > 0.8
-    # 0.8 X for the scaled training rows, plus blocks; a float64 up-cast, StandardScaler's
-    # one-shot fit or a whole held-out copy during training would each add 0.2 X or more
-    assert 0.8 * X.nbytes < peak < 1.1 * X.nbytes
+    if train_from_x:
+        # the network reads its batches straight from X: what remains is the held-out
+        # rows gathered for the final scores (0.2 X) and vectors of one value per row
+        assert peak < 0.35 * X.nbytes
+    else:
+        # 0.8 X for the scaled training rows, plus blocks; a float64 up-cast,
+        # StandardScaler's one-shot fit or a whole held-out copy during training would
+        # each add 0.2 X or more
+        assert 0.8 * X.nbytes < peak < 1.1 * X.nbytes
 
 
 def test_float32_data_reaches_the_estimator_as_float32(cancer):
@@ -335,7 +342,7 @@ def test_curves_hold_every_fold_and_epoch_scored_on_the_held_out_rows(cancer):
 
 def test_blockwise_held_out_scores_equal_the_networks_own_validation(cancer, monkeypatch):
     X, y = cancer
-    monkeypatch.setattr(_fold_fit, "BLOCK_ROWS", 50)  # several blocks per held-out fold
+    monkeypatch.setattr(_rowwise, "BLOCK_ROWS", 50)  # several blocks per held-out fold
     weights = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
     result = cross_validate(small_net_pipeline(), X, y, cv=3, sample_weight=weights, random_state=2)
     for fold, test in enumerate(result.test_indices):
