@@ -9,6 +9,11 @@ Examples
 (3,)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from nncv import datasets
 from nncv.cv import CVResult, cross_validate
 from nncv.estimators import NNClassifier, NNRegressor
@@ -20,9 +25,34 @@ from nncv.exceptions import (
     SearchError,
     StopTraining,
 )
-from nncv.persistence import inspect, load, save
 from nncv.pipeline import make_pipeline
-from nncv.search import Categorical, Float, Int, NNSearchCV, SearchSpace, TuneResult, tune
+
+# Imported on first use, so that cross-validation workers (which unpickle nncv's fold
+# function, importing this package) do not load Optuna and the artifact code.
+_LAZY = {
+    **dict.fromkeys(
+        ["Categorical", "Float", "Int", "NNSearchCV", "SearchSpace", "TuneResult", "tune"],
+        "nncv.search",
+    ),
+    **dict.fromkeys(["inspect", "load", "save"], "nncv.persistence"),
+}
+_LAZY_MODULES = ("cli", "persistence", "plots", "search")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(f"nncv.{name}")
+    else:
+        raise AttributeError(f"module 'nncv' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_LAZY_MODULES})
+
 
 __version__ = "0.1.0"
 
