@@ -4,27 +4,30 @@ Private helper of :mod:`nncv.cv`; :func:`fit_fold` is what each joblib worker ru
 
 Memory, for a float ndarray ``X`` (typically a read-only memory map from joblib):
 
-* the training rows are copied out of ``X`` once, keeping ``X``'s dtype (no float64
-  up-cast of float32 data);
-* the pipeline's scalers (``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``) learn
-  their statistics block by block with ``partial_fit`` — scikit-learn's one-shot
-  ``StandardScaler.fit`` builds a float64 ``X - mean`` temporary twice the size of a
-  float32 fold — and every row-wise scaler (those and ``RobustScaler``) then transforms
-  the training rows block by block *in place*: no second copy for the scaled fold;
+* an nncv network, alone or after row-wise scalers (:func:`can_train_from_x`), trains
+  straight from ``X``: the scalers learn their statistics from the training rows read a
+  block at a time (``partial_fit``; see :mod:`nncv._rowwise`), and the network reads
+  its mini-batches' rows from ``X`` a few batches at a time, scaling them as they are
+  read (:func:`fit_on_rows_of_x`) — no copy of the training rows, bit for bit the
+  numbers of the path below;
+* anything else gets a copy of its training rows, in ``X``'s dtype (no float64 up-cast
+  of float32 data), that row-wise scalers fit and scale in place, block by block
+  (:func:`fit_on_fold`);
 * while the network trains, the held-out rows are read from ``X`` a block at a time,
-  scaled and scored after each epoch (:class:`HeldOut`), so they are never held whole
-  beside the training rows;
-* the training rows are released before the held-out rows are gathered for the final
-  scores, which are computed on the final step from already-transformed rows (what
-  ``Pipeline.predict`` would compute, without transforming them again per scorer).
+  scaled and scored after each epoch (:mod:`nncv._held_out`), so they are never held
+  whole beside the training rows;
+* the final scores are computed on the final step from already-transformed held-out
+  rows (what ``Pipeline.predict`` would compute, without transforming them again per
+  scorer): predicted block by block for an nncv network after row-wise scalers, else
+  gathered once, after the training rows are released.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,20 +38,14 @@ from threadpoolctl import threadpool_limits
 
 from nncv import _rowwise
 from nncv._folds import seed_estimator
-from nncv._rowwise import (
-    fit_on_rows,
-    in_place_transform,
-    is_rowwise,
-    take_rows,
-    transform_through,
-)
-from nncv._scoring import build_scorers, score_fold
+from nncv._held_out import HeldOut, network_evaluator, score_held_out
+from nncv._rowwise import fit_on_rows, in_place_transform, is_rowwise, take_rows
+from nncv._scoring import build_scorers
 from nncv.estimators import _BaseNN
 
 __all__ = [
     "TRAIN_FROM_X",
     "FoldOutcome",
-    "HeldOut",
     "can_train_from_x",
     "fit_fold",
     "fit_on_fold",
@@ -71,61 +68,6 @@ class FoldOutcome:
     curves: pd.DataFrame | None
     estimator: Any | None
     error: str | None = None
-
-
-@dataclass
-class HeldOut:
-    """A fold's held-out rows of ``X``, read through the fitted transformers on demand."""
-
-    X: Any
-    rows: np.ndarray
-    y: Any
-    sample_weight: np.ndarray | None
-    transformers: list[Any] = field(default_factory=list)
-
-    def blocks(self) -> Iterator[Any]:
-        """The transformed held-out rows, ``BLOCK_ROWS`` at a time."""
-        for block in _rowwise.blocks(len(self.rows)):
-            yield transform_through(self.transformers, take_rows(self.X, self.rows[block]))
-
-    def materialize(self) -> Any:
-        """All transformed held-out rows at once (for the final scores)."""
-        return transform_through(self.transformers, take_rows(self.X, self.rows))
-
-
-def _network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, float]] | None:
-    """``evaluate() -> (val_loss, val_score)`` of ``net`` on ``held_out``, block by block.
-
-    The same numbers as the network's own ``validation_data`` evaluation (its loss and
-    score applied to all held-out outputs at once), without holding the held-out rows
-    whole. ``None`` when ``net`` lacks the nncv network hooks.
-    """
-    hooks = ("_encode_targets", "_score_function", "_validate_input")
-    if not all(hasattr(net, name) for name in hooks):
-        return None
-    from nncv.network.losses import mean_loss
-
-    weights = None
-    if held_out.sample_weight is not None:
-        weights = np.asarray(held_out.sample_weight, dtype=np.float64)
-    encoded: list[np.ndarray] = []
-
-    def evaluate() -> tuple[float, float]:
-        network = net.network_
-        if not encoded:  # the targets' encoding exists once training has started
-            encoded.append(net._encode_targets(held_out.y, reset=False))
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            outputs = np.concatenate(
-                [
-                    network.predict(net._validate_input(block, reset=False))
-                    for block in held_out.blocks()
-                ]
-            )
-            loss = mean_loss(network.loss.per_sample(outputs, encoded[0]), weights)
-            score = net._score_function()(outputs, encoded[0], weights)
-        return loss, score
-
-    return evaluate
 
 
 def _with_held_out_scores(
@@ -190,7 +132,7 @@ def fit_on_fold(
     if final is None or final == "passthrough":
         raise TypeError("the Pipeline's last step is 'passthrough': nothing to fit")
     fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-    evaluate = _network_evaluator(final, held_out) if hasattr(final, "iter_fit") else None
+    evaluate = network_evaluator(final, held_out) if hasattr(final, "iter_fit") else None
     if evaluate is None:
         final.fit(X, y, **fit_params)
         return final, None
@@ -240,7 +182,7 @@ def fit_on_rows_of_x(
     fit_on_rows(steps, X, rows)
     held_out.transformers.extend(steps)
     transform = in_place_transform(steps) if steps else None
-    evaluate = _network_evaluator(final, held_out)
+    evaluate = network_evaluator(final, held_out)
     epochs = final._iter_fit_rows(X, rows, y, sample_weight, transform=transform)
     return final, _with_held_out_scores(epochs, evaluate)
 
@@ -288,7 +230,7 @@ def fit_fold(
             fit_time = time.perf_counter() - start
             start = time.perf_counter()
             scorers = build_scorers(final, scoring)
-            scores = score_fold(scorers, final, held_out.materialize(), y_test, w_test)
+            scores = score_held_out(scorers, final, held_out)
             score_time = time.perf_counter() - start
         except Exception as error:
             if error_score == "raise":

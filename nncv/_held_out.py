@@ -1,0 +1,146 @@
+"""A fold's held-out rows, read from ``X`` a block at a time: curves and final scores.
+
+Private helper of :mod:`nncv._fold_fit`. The held-out rows are never copied out whole
+while the network trains: after each epoch :func:`network_evaluator` scores them block
+by block. For the final scores, :func:`score_held_out` predicts block by block too when
+that gives bit for bit the predictions on all rows at once — an nncv network after
+row-wise scalers only, scored by scikit-learn scorers or its own ``score`` — and
+otherwise gathers the rows once and lets the scorers predict on them.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics._scorer import _BaseScorer, _PassthroughScorer
+
+from nncv import _rowwise
+from nncv._rowwise import is_rowwise, take_rows, transform_through
+from nncv._scoring import score_fold
+from nncv.estimators import _BaseNN
+from nncv.network import model
+
+__all__ = ["HeldOut", "network_evaluator", "score_held_out"]
+
+_RESPONSE_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+_MIXIN_SCORES = (ClassifierMixin.score, RegressorMixin.score)
+
+
+@dataclass
+class HeldOut:
+    """A fold's held-out rows of ``X``, read through the fitted transformers on demand."""
+
+    X: Any
+    rows: np.ndarray
+    y: Any
+    sample_weight: np.ndarray | None
+    transformers: list[Any] = field(default_factory=list)
+
+    def blocks(self, block_rows: int | None = None) -> Iterator[Any]:
+        """The transformed held-out rows, ``block_rows`` (default ``BLOCK_ROWS``) at a time."""
+        block_rows = block_rows or _rowwise.BLOCK_ROWS
+        for start in range(0, len(self.rows), block_rows):
+            rows = self.rows[start : start + block_rows]
+            yield transform_through(self.transformers, take_rows(self.X, rows))
+
+    def materialize(self) -> Any:
+        """All transformed held-out rows at once."""
+        return transform_through(self.transformers, take_rows(self.X, self.rows))
+
+
+def network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, float]] | None:
+    """``evaluate() -> (val_loss, val_score)`` of ``net`` on ``held_out``, block by block.
+
+    The same numbers as the network's own ``validation_data`` evaluation (its loss and
+    score applied to all held-out outputs at once), without holding the held-out rows
+    whole. ``None`` when ``net`` lacks the nncv network hooks.
+    """
+    hooks = ("_encode_targets", "_score_function", "_validate_input")
+    if not all(hasattr(net, name) for name in hooks):
+        return None
+    from nncv.network.losses import mean_loss
+
+    weights = None
+    if held_out.sample_weight is not None:
+        weights = np.asarray(held_out.sample_weight, dtype=np.float64)
+    encoded: list[np.ndarray] = []
+
+    def evaluate() -> tuple[float, float]:
+        network = net.network_
+        if not encoded:  # the targets' encoding exists once training has started
+            encoded.append(net._encode_targets(held_out.y, reset=False))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            outputs = np.concatenate(
+                [
+                    network.predict(net._validate_input(block, reset=False))
+                    for block in held_out.blocks()
+                ]
+            )
+            loss = mean_loss(network.loss.per_sample(outputs, encoded[0]), weights)
+            score = net._score_function()(outputs, encoded[0], weights)
+        return loss, score
+
+    return evaluate
+
+
+class _BlockwisePredictions:
+    """The fitted network as scorers see it, predicting on the held-out rows block by block.
+
+    Scorers get it with ``X=None``: scikit-learn's scorers only hand ``X`` to the
+    response method (``predict``, ``predict_proba``, …), which here ignores it and
+    concatenates the network's answers on the held-out blocks; ``score`` is the
+    network's ``ClassifierMixin``/``RegressorMixin`` method, which calls ``predict``.
+    The blocks hold the network's own prediction chunk of rows (``PREDICT_CHUNK_ROWS``),
+    so every chunk is computed on the same rows as on all rows at once. Anything else
+    is the network's.
+    """
+
+    def __init__(self, estimator: Any, held_out: HeldOut) -> None:
+        self._estimator = estimator
+        self._held_out = held_out
+
+    def __sklearn_tags__(self):
+        return self._estimator.__sklearn_tags__()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._estimator, name)  # the network's AttributeError if it lacks it
+        if name == "score":
+            return types.MethodType(type(self._estimator).score, self)
+        if name not in _RESPONSE_METHODS:
+            return value
+
+        def respond(X: None) -> np.ndarray:
+            blocks = self._held_out.blocks(model.PREDICT_CHUNK_ROWS)
+            return np.concatenate([value(block) for block in blocks])
+
+        respond.__name__ = name  # scikit-learn post-processes by the method's name
+        return respond
+
+
+def _can_score_blockwise(scorers: Mapping[str, Any], final: Any, held_out: HeldOut) -> bool:
+    return (
+        isinstance(final, _BaseNN)
+        and all(is_rowwise(step) for step in held_out.transformers)
+        and all(
+            isinstance(scorer, _BaseScorer)
+            or (isinstance(scorer, _PassthroughScorer) and type(final).score in _MIXIN_SCORES)
+            for scorer in scorers.values()
+        )
+    )
+
+
+def score_held_out(scorers: Mapping[str, Any], final: Any, held_out: HeldOut) -> dict[str, float]:
+    """Score the fitted ``final`` step on the held-out rows with every scorer.
+
+    What ``score_fold(scorers, final, held_out.materialize(), …)`` gives, bit for bit;
+    without gathering the rows when :class:`_BlockwisePredictions` can stand in.
+    """
+    y, weights = held_out.y, held_out.sample_weight
+    if _can_score_blockwise(scorers, final, held_out) and len(held_out.rows):
+        return score_fold(scorers, _BlockwisePredictions(final, held_out), None, y, weights)
+    return score_fold(scorers, final, held_out.materialize(), y, weights)
