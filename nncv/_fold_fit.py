@@ -56,6 +56,10 @@ __all__ = [
 #: ``False`` always copies the training rows first (the reference path, for tests).
 TRAIN_FROM_X = True
 
+# What a fit from X's rows runs in place of a fit on the copied rows: a subclass that
+# overrides any of these may do something to the data the direct path would not.
+_FIT_HOOKS = ("iter_fit", "_iter_fit", "_prepare_fit", "_validate_input", "_split_validation")
+
 
 @dataclass(frozen=True)
 class FoldOutcome:
@@ -143,7 +147,7 @@ def can_train_from_x(estimator: Any, X: Any) -> bool:
     """Whether :func:`fit_on_rows_of_x` can fit ``estimator`` straight from ``X``'s rows.
 
     It can when ``X`` is a C-contiguous float32 or float64 ndarray (or memory map) and
-    ``estimator`` is an nncv network (``iter_fit`` not overridden), alone or after
+    ``estimator`` is an nncv network (none of :data:`_FIT_HOOKS` overridden), alone or after
     row-wise scalers only (``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``,
     ``RobustScaler``, exact types, without ``set_output``).
     """
@@ -157,7 +161,7 @@ def can_train_from_x(estimator: Any, X: Any) -> bool:
     steps, final = _split_pipeline(estimator)
     return (
         isinstance(final, _BaseNN)
-        and type(final).iter_fit is _BaseNN.iter_fit
+        and all(getattr(type(final), name) is getattr(_BaseNN, name) for name in _FIT_HOOKS)
         and all(is_rowwise(step) for step in steps)
     )
 

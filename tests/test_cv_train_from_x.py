@@ -184,9 +184,15 @@ def test_a_read_only_memory_map_in_one_or_two_workers(cancer, monkeypatch, tmp_p
     direct, copied = both_paths(monkeypatch, model, mapped, y)
     assert len(direct_fits) == 3
     assert_identical(direct, copied)
-    # two workers reading joblib's own memory map of X (memory-mapped whatever its size)
+    # two workers reading joblib's own memory map of X (memory-mapped whatever its size),
+    # which the direct path takes
     monkeypatch.setattr(_fold_fit, "TRAIN_FROM_X", True)
     with joblib.parallel_config(max_nbytes=0):
+        seen = joblib.Parallel(n_jobs=2)(
+            joblib.delayed(_fold_fit.can_train_from_x)(model, X.astype(np.float32))
+            for _ in range(2)
+        )
+        assert seen == [True, True]
         parallel = cross_validate(model, X.astype(np.float32), y, cv=3, n_jobs=2, random_state=0)
     for name in parallel.scores:
         np.testing.assert_array_equal(parallel.scores[name], direct.scores[name])
@@ -220,6 +226,14 @@ class EpochCounter(NNClassifier):
         yield from super().iter_fit(X, y, sample_weight, validation_data=validation_data)
 
 
+class Squared(NNClassifier):
+    """Changes its input in _validate_input: what it trains on is not X's rows."""
+
+    def _validate_input(self, X, y=None, *, reset):
+        checked = super()._validate_input(X, y, reset=reset)
+        return (checked[0] ** 2, checked[1]) if y is not None else checked**2
+
+
 @pytest.mark.parametrize(
     ("make_model", "convert"),
     [
@@ -232,6 +246,7 @@ class EpochCounter(NNClassifier):
         (lambda: make_pipeline(ShiftedScaler(), net()), np.asarray),
         (lambda: make_pipeline(StandardScaler().set_output(transform="pandas"), net()), np.asarray),
         (lambda: make_pipeline(StandardScaler(), EpochCounter(max_epochs=3)), np.asarray),
+        (lambda: make_pipeline(StandardScaler(), Squared(max_epochs=3)), np.asarray),
     ],
     ids=[
         "sparse",
@@ -243,6 +258,7 @@ class EpochCounter(NNClassifier):
         "subclass-scaler",
         "pandas-output",
         "iter-fit-override",
+        "validate-input-override",
     ],
 )
 def test_what_the_direct_path_does_not_cover_is_fitted_on_a_copy(
