@@ -308,8 +308,8 @@ class Trainer:
             for start in range(0, len(chunk_positions), batch_size):
                 rows = chunk_positions[start : start + batch_size]
                 gathered = {
-                    name: np.take(
-                        array, rows, axis=0, out=self._buffer(name, array, len(rows)), mode="clip"
+                    name: array.take(
+                        rows, axis=0, out=self._buffer(name, array, len(rows)), mode="clip"
                     )
                     for name, array in arrays.items()
                 }
