@@ -254,12 +254,11 @@ class Trainer:
         self._whole = None
 
     # -------------------------------------------------------------- batches
-    def _buffer(self, name: str, like, n_rows: int, dtype=None) -> np.ndarray:
+    def _buffer(self, name: str, like: np.ndarray, n_rows: int) -> np.ndarray:
         shape = (n_rows, *like.shape[1:])
-        dtype = like.dtype if dtype is None else dtype
         buffer = self._shuffle_buffers.get(name)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = np.empty(shape, dtype)
+        if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype:
+            buffer = np.empty(shape, like.dtype)
             self._shuffle_buffers[name] = buffer
         return buffer
 
@@ -276,7 +275,7 @@ class Trainer:
         ``mode="clip"``, which NumPy does not buffer; the indices are a permutation), so
         memory stays flat whatever the data size; a sparse matrix is reordered once.
         :class:`IndexedRows` are read and transformed about :data:`GATHER_BYTES` (a whole
-        number of batches) at a time, then copied batch by batch into the buffer.
+        number of batches) at a time; each batch is a slice of that chunk.
         """
         n_rows = inputs.shape[0]
         batch_size = n_rows if self.batch_size is None else min(self.batch_size, n_rows)
@@ -314,9 +313,8 @@ class Trainer:
                     for name, array in arrays.items()
                 }
                 batch_inputs = gathered.get("inputs")
-                if indexed:
-                    batch_inputs = self._buffer("inputs", inputs, len(rows), inputs.dtype)
-                    np.copyto(batch_inputs, chunk[start : start + batch_size])
+                if indexed:  # a view: the chunk is only overwritten after its last batch
+                    batch_inputs = chunk[start : start + batch_size]
                 elif batch_inputs is None:
                     batch_inputs = inputs[chunk_start + start : chunk_start + start + batch_size]
                 yield batch_inputs, gathered["targets"], gathered.get("weights")
