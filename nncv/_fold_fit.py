@@ -24,9 +24,7 @@ Memory, for a float ndarray ``X`` (typically a read-only memory map from joblib)
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from nncv import _rowwise
 from nncv._folds import seed_estimator
-from nncv._held_out import HeldOut, network_evaluator, score_held_out
+from nncv._held_out import HeldOut, network_evaluator, score_held_out, with_held_out_scores
 from nncv._rowwise import fit_on_rows, in_place_transform, is_rowwise, take_rows
 from nncv._scoring import build_scorers
 from nncv.estimators import _BaseNN
@@ -72,22 +70,6 @@ class FoldOutcome:
     curves: pd.DataFrame | None
     estimator: Any | None
     error: str | None = None
-
-
-def _with_held_out_scores(
-    epochs: Iterable[dict[str, Any]], evaluate: Callable[[], tuple[float, float]]
-) -> list[dict[str, Any]]:
-    """Each epoch's record with ``val_loss``/``val_score`` measured on the held-out rows."""
-    records = []
-    for record in epochs:
-        record = dict(record)
-        own_loss, own_score = record.get("val_loss", math.nan), record.get("val_score", math.nan)
-        record["val_loss"], record["val_score"] = evaluate()
-        if not (math.isnan(own_loss) and math.isnan(own_score)):
-            record["early_stopping_val_loss"] = own_loss
-            record["early_stopping_val_score"] = own_score
-        records.append(record)
-    return records
 
 
 def _split_pipeline(estimator: Any) -> tuple[list[Any], Any]:
@@ -140,7 +122,7 @@ def fit_on_fold(
     if evaluate is None:
         final.fit(X, y, **fit_params)
         return final, None
-    return final, _with_held_out_scores(final.iter_fit(X, y, **fit_params), evaluate)
+    return final, list(with_held_out_scores(final.iter_fit(X, y, **fit_params), evaluate))
 
 
 def can_train_from_x(estimator: Any, X: Any) -> bool:
@@ -188,7 +170,7 @@ def fit_on_rows_of_x(
     transform = in_place_transform(steps) if steps else None
     evaluate = network_evaluator(final, held_out)
     epochs = final._iter_fit_rows(X, rows, y, sample_weight, transform=transform)
-    return final, _with_held_out_scores(epochs, evaluate)
+    return final, list(with_held_out_scores(epochs, evaluate))
 
 
 def fit_fold(

@@ -10,8 +10,9 @@ otherwise gathers the rows once and lets the scorers predict on them.
 
 from __future__ import annotations
 
+import math
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from nncv._scoring import score_fold
 from nncv.estimators import _BaseNN
 from nncv.network import model
 
-__all__ = ["HeldOut", "network_evaluator", "score_held_out"]
+__all__ = ["HeldOut", "network_evaluator", "score_held_out", "with_held_out_scores"]
 
 _RESPONSE_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 _MIXIN_SCORES = (ClassifierMixin.score, RegressorMixin.score)
@@ -86,6 +87,32 @@ def network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, 
         return loss, score
 
     return evaluate
+
+
+def with_held_out_scores(
+    epochs: Iterable[dict[str, Any]], evaluate: Callable[[], tuple[float, float]]
+) -> Iterator[dict[str, Any]]:
+    """Each epoch's record with ``val_loss``/``val_score`` measured on the held-out rows.
+
+    ``evaluate`` is called as each record arrives (the network then holds that epoch's
+    weights). The network's own early-stopping values, when it has any, are kept under
+    ``early_stopping_val_loss`` and ``early_stopping_val_score``. Closing this generator
+    closes ``epochs`` (so a network that stops early still restores its best weights).
+    """
+    try:
+        for record in epochs:
+            record = dict(record)
+            own_loss = record.get("val_loss", math.nan)
+            own_score = record.get("val_score", math.nan)
+            record["val_loss"], record["val_score"] = evaluate()
+            if not (math.isnan(own_loss) and math.isnan(own_score)):
+                record["early_stopping_val_loss"] = own_loss
+                record["early_stopping_val_score"] = own_score
+            yield record
+    finally:
+        close = getattr(epochs, "close", None)
+        if close is not None:
+            close()
 
 
 class _BlockwisePredictions:

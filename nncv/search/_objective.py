@@ -2,14 +2,19 @@
 
 For each trial the estimator is cloned once per fold, the suggested parameters and the
 fold's seed are set, the preprocessing steps are fitted on the training fold only, and
-each fold's network is driven by its ``iter_fit`` generator. Every round advances each
+each fold's network is driven by its ``iter_fit`` generator. The held-out fold is scored
+after every epoch but never decides anything inside the fold: a network with
+``early_stopping=True`` stops on its own ``validation_fraction`` split of the training
+rows, exactly as ``fit`` would, so each fold's score is that of a plain fit (as in
+``cross_val_score``), not the best of its held-out curve. Every round advances each
 unfinished fold by ``epochs_per_report`` epochs, reports the mean validation score over
 the folds (a finished fold counts with its final score) to the trial and asks the
 pruner; a pruned trial stops all its folds at once. What the trial leaves on the study
 (as trial user attributes):
 
 * ``nncv_params`` — the estimator-level parameters it tried;
-* ``nncv_history`` — fold × epoch records (loss, val_loss, val_score, …), columnar;
+* ``nncv_history`` — fold × epoch records (loss, val_loss, val_score on the held-out fold,
+  …, and the early-stopping split's values when there is one), columnar;
 * ``nncv_fold_scores`` — ``{metric: [score per fold]}`` from the scikit-learn scorers;
 * ``nncv_fit_times``, ``nncv_score_times`` — seconds per fold;
 * ``nncv_best_epochs`` and ``nncv_peak_epoch`` — each fold's best epoch, and the epoch
@@ -30,17 +35,21 @@ import numpy as np
 import optuna
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import _num_samples
 
+from nncv._held_out import HeldOut, network_evaluator, with_held_out_scores
 from nncv.exceptions import DivergedError
 from nncv.search._estimator import network_prefix, slice_rows
 from nncv.search._scoring import Scorer, score
 from nncv.search._study import Split, fold_seed, splits_digest
 from nncv.search.space import SearchSpace
 
-__all__ = ["HISTORY_KEYS", "FoldObjective", "peak_epoch"]
+__all__ = ["EARLY_STOPPING_KEYS", "HISTORY_KEYS", "FoldObjective", "peak_epoch"]
 
 #: Per-epoch values kept from ``iter_fit`` records, in this order.
 HISTORY_KEYS = ("loss", "data_loss", "val_loss", "val_score", "learning_rate")
+#: Kept as well when the network stops early: its own validation split's values.
+EARLY_STOPPING_KEYS = ("early_stopping_val_loss", "early_stopping_val_score")
 
 
 def _jsonable(value: Any) -> Any:
@@ -186,10 +195,19 @@ class FoldObjective:
             Xt_val = preprocessing.transform(X_val)
         else:
             network, Xt_train, Xt_val = estimator, X_train, X_val
-        validation = (Xt_val, y_val) if w_val is None else (Xt_val, y_val, w_val)
-        generator = network.iter_fit(
-            Xt_train, y_train, sample_weight=w_train, validation_data=validation
-        )
+        if network.get_params().get("early_stopping"):
+            # The network stops on its own validation_fraction split of the training rows,
+            # as in a plain fit; the held-out fold is only scored, never chosen on.
+            held_out = HeldOut(Xt_val, np.arange(_num_samples(Xt_val)), y_val, w_val)
+            generator = with_held_out_scores(
+                network.iter_fit(Xt_train, y_train, sample_weight=w_train),
+                network_evaluator(network, held_out),
+            )
+        else:
+            validation = (Xt_val, y_val) if w_val is None else (Xt_val, y_val, w_val)
+            generator = network.iter_fit(
+                Xt_train, y_train, sample_weight=w_train, validation_data=validation
+            )
         fold = _Fold(index, estimator, network, generator, X_val, y_val, w_val)
         fold.fit_time = time.perf_counter() - started
         return fold
@@ -271,11 +289,14 @@ class FoldObjective:
 
     @staticmethod
     def _history(folds: list[_Fold]) -> dict[str, list]:
-        history: dict[str, list] = {"fold": [], "epoch": [], **{k: [] for k in HISTORY_KEYS}}
+        keys = list(HISTORY_KEYS)
+        if any(EARLY_STOPPING_KEYS[0] in record for fold in folds for record in fold.records):
+            keys += EARLY_STOPPING_KEYS
+        history: dict[str, list] = {"fold": [], "epoch": [], **{k: [] for k in keys}}
         for fold in folds:
             for record in fold.records:
                 history["fold"].append(fold.index)
                 history["epoch"].append(int(record["epoch"]))
-                for key in HISTORY_KEYS:
+                for key in keys:
                     history[key].append(_number(record.get(key)))
         return history

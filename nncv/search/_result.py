@@ -11,7 +11,7 @@ import optuna
 import pandas as pd
 
 from nncv.exceptions import SearchError
-from nncv.search._objective import HISTORY_KEYS
+from nncv.search._objective import EARLY_STOPPING_KEYS, HISTORY_KEYS
 from nncv.search.space import SearchSpace
 
 __all__ = ["TuneResult", "cv_results", "trials_frame"]
@@ -23,8 +23,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every per-epoch value of every fold of every trial, one row each (tidy).
 
     Columns: ``trial``, ``state``, ``fold``, ``epoch``, ``metric`` (loss, data_loss,
-    val_loss, val_score, learning_rate) and ``value``. Pruned and failed trials keep the
-    epochs they ran.
+    val_loss, val_score, learning_rate; early_stopping_val_loss and
+    early_stopping_val_score for networks that stop early) and ``value``. Pruned and
+    failed trials keep the epochs they ran.
     """
     parts = []
     for trial in study.get_trials(deepcopy=False):
@@ -41,7 +42,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     wide = pd.concat(parts, ignore_index=True)
     long = wide.melt(
         id_vars=["trial", "state", "fold", "epoch"],
-        value_vars=list(HISTORY_KEYS),
+        value_vars=[k for k in (*HISTORY_KEYS, *EARLY_STOPPING_KEYS) if k in wide.columns],
         var_name="metric",
         value_name="value",
     )

@@ -173,6 +173,38 @@ def test_fold_seeds_follow_the_study_seed_trial_and_fold(iris):
     assert trial.user_attrs["nncv_fold_scores"]["score"][1] == expected
 
 
+def test_early_stopping_folds_are_plain_fits_that_never_see_their_held_out_rows(iris):
+    # With early stopping, a fold stops on its own validation split of the training rows
+    # (as fit does), so its score is a plain fit's held-out score, as cross_val_score
+    # would give, not the best point of the held-out curve.
+    X, y = iris
+    estimator = small_classifier(max_epochs=40, early_stopping=True, patience=2)
+    space = SearchSpace(learning_rate=Float(0.05, 0.1, log=True), hidden_size=Int(4, 8))
+    result = tune(X, y, estimator, space, n_trials=2, cv=3, pruner="none", random_state=3)
+    splits = decode_splits(result.study.user_attrs["nncv_splits"])
+    history = pd.DataFrame(result.study.trials[1].user_attrs["nncv_history"])
+    assert {"early_stopping_val_loss", "early_stopping_val_score"} <= set(history.columns)
+    for trial in result.study.trials:
+        params = result.space.suggest(optuna.trial.FixedTrial(trial.params), 1)
+        history = pd.DataFrame(trial.user_attrs["nncv_history"])
+        for fold, (train, test) in enumerate(splits):
+            pipe = clone(estimator).set_params(
+                net__learning_rate=params["learning_rate"],
+                net__hidden_layer_sizes=params["hidden_layer_sizes"],
+                net__random_state=fold_seed(3, trial.number, fold),
+            )
+            pipe.fit(X[train], y[train])
+            expected = accuracy_score(y[test], pipe.predict(X[test]))
+            assert trial.user_attrs["nncv_fold_scores"]["score"][fold] == expected
+            assert trial.user_attrs["nncv_best_epochs"][fold] == pipe[-1].best_epoch_
+            mine = history[history["fold"] == fold]
+            # the held-out curve is the plain fit's accuracy epoch by epoch
+            assert mine["val_score"].iloc[pipe[-1].best_epoch_ - 1] == expected
+            assert mine["early_stopping_val_score"].tolist() == pytest.approx(
+                pipe[-1].validation_scores_
+            )
+
+
 def test_same_seed_same_study(iris):
     X, y = iris
     runs = [
