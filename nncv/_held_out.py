@@ -1,6 +1,8 @@
 """A fold's held-out rows, read from ``X`` a block at a time: curves and final scores.
 
-Private helper of :mod:`nncv._fold_fit`. The held-out rows are never copied out whole
+Private helper of :mod:`nncv._fold_fit` (and of the search's k-fold objective, which
+scores its held-out folds with :func:`network_evaluator` and :func:`with_held_out_scores`
+too). The held-out rows are never copied out whole
 while the network trains: after each epoch :func:`network_evaluator` scores them block
 by block. For the final scores, :func:`score_held_out` predicts block by block too when
 that gives bit for bit the predictions on all rows at once — an nncv network after

@@ -195,19 +195,14 @@ class FoldObjective:
             Xt_val = preprocessing.transform(X_val)
         else:
             network, Xt_train, Xt_val = estimator, X_train, X_val
-        if network.get_params().get("early_stopping"):
-            # The network stops on its own validation_fraction split of the training rows,
-            # as in a plain fit; the held-out fold is only scored, never chosen on.
-            held_out = HeldOut(Xt_val, np.arange(_num_samples(Xt_val)), y_val, w_val)
-            generator = with_held_out_scores(
-                network.iter_fit(Xt_train, y_train, sample_weight=w_train),
-                network_evaluator(network, held_out),
-            )
-        else:
-            validation = (Xt_val, y_val) if w_val is None else (Xt_val, y_val, w_val)
-            generator = network.iter_fit(
-                Xt_train, y_train, sample_weight=w_train, validation_data=validation
-            )
+        # The network fits as a plain fit would (with early stopping, on its own
+        # validation_fraction split of the training rows); the held-out fold is only
+        # scored after each epoch, as in nncv.cross_validate, never chosen on.
+        held_out = HeldOut(Xt_val, np.arange(_num_samples(Xt_val)), y_val, w_val)
+        generator = with_held_out_scores(
+            network.iter_fit(Xt_train, y_train, sample_weight=w_train),
+            network_evaluator(network, held_out),
+        )
         fold = _Fold(index, estimator, network, generator, X_val, y_val, w_val)
         fold.fit_time = time.perf_counter() - started
         return fold
