@@ -329,7 +329,11 @@ class _BaseNN(BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, IndexedRows} of shape (n_samples, n_features)
+            An :class:`~nncv.network.training.IndexedRows` (some rows of a larger or
+            memory-mapped array, read by index) trains on ``transform(X[rows])`` bit for
+            bit without holding those rows whole: they are validated a block at a time and
+            read a few mini-batches at a time.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), optional
             Per-sample weights; a zero weight removes the row from the loss.
@@ -356,28 +360,6 @@ class _BaseNN(BaseEstimator):
         [1, 2, 3, 4, 5]
         """
         return self._iter_fit(X, y, sample_weight, validation_data)
-
-    def _iter_fit_rows(
-        self,
-        X: np.ndarray,
-        rows: np.ndarray,
-        y,
-        sample_weight=None,
-        *,
-        transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """:meth:`iter_fit` on ``transform(X[rows])``, never holding those rows whole.
-
-        Private entry point of :func:`nncv.cross_validate`: ``X`` is the whole data (a
-        C-contiguous float array, typically joblib's read-only memory map), ``rows`` the
-        fold's training rows, ``y`` and ``sample_weight`` those rows' values already, and
-        ``transform`` the fold's fitted row-wise scalers (see :class:`IndexedRows`). The
-        rows are validated block by block, and read and transformed a few mini-batches
-        at a time while training; the result is bitwise that of
-        ``iter_fit(transform(X[rows]), y, sample_weight)``, early-stopping split included.
-        """
-        inputs = IndexedRows(X, np.asarray(rows, dtype=np.intp), transform, np.dtype(self.dtype))
-        return self._iter_fit(inputs, y, sample_weight, None)
 
     def _iter_fit(self, X, y, sample_weight, validation_data) -> Iterator[dict[str, Any]]:
         """The body of :meth:`iter_fit`; ``X`` may be :class:`IndexedRows`."""

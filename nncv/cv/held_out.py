@@ -1,8 +1,7 @@
 """A fold's held-out rows, read from ``X`` a block at a time: curves and final scores.
 
-Private helper of :mod:`nncv._fold_fit` (and of the search's k-fold objective, which
-scores its held-out folds with :func:`network_evaluator` and :func:`with_held_out_scores`
-too). The held-out rows are never copied out whole
+Part of the fold engine (:mod:`nncv.cv.fold`), so of :func:`nncv.cross_validate` and of
+the search alike. The held-out rows are never copied out whole
 while the network trains: after each epoch :func:`network_evaluator` scores them block
 by block. For the final scores, :func:`score_held_out` predicts block by block too when
 that gives bit for bit the predictions on all rows at once — an nncv network after
@@ -22,9 +21,9 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics._scorer import _BaseScorer, _PassthroughScorer
 
-from nncv import _rowwise
-from nncv._rowwise import is_rowwise, take_rows, transform_through
-from nncv._scoring import score_fold
+from nncv.cv import rows as _rowwise
+from nncv.cv.rows import is_rowwise, take_rows, transform_through
+from nncv.cv.scoring import score_fold
 from nncv.estimators import _BaseNN
 from nncv.network import model
 

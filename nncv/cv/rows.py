@@ -1,6 +1,6 @@
 """Row-wise scalers fitted and applied a block of rows at a time, in ``X``'s dtype.
 
-Private helper of :mod:`nncv._fold_fit`. A *row-wise* scaler (``StandardScaler``,
+Part of the fold engine (:mod:`nncv.cv.fold`). A *row-wise* scaler (``StandardScaler``,
 ``MinMaxScaler``, ``MaxAbsScaler``, ``RobustScaler``, exact types only: a subclass may
 change what fit or transform means) transforms each row on its own, so applying it a
 block of rows at a time, in place, gives the numbers it gives on the whole array:
@@ -102,10 +102,14 @@ def _transform_in_place(step: Any, X: np.ndarray) -> np.ndarray:
     return X
 
 
-def fit_transform(step: Any, X: Any) -> Any:
-    """Fit ``step`` on ``X`` and return ``step.transform(X)``, in place where possible."""
-    if not _can_work_in_place(step, X):
-        return step.fit_transform(X)
+def fit_transform(step: Any, X: Any, y: Any = None, **fit_params: Any) -> Any:
+    """Fit ``step`` on ``X`` and return ``step.transform(X)``, in place where possible.
+
+    ``y`` and ``fit_params`` reach ``step.fit_transform`` (a row-wise scaler given no fit
+    parameters ignores ``y`` and works in place).
+    """
+    if fit_params or not _can_work_in_place(step, X):
+        return step.fit_transform(X, y, **fit_params)
     if type(step) in _BLOCKWISE_FIT:
         for block in blocks(len(X)):
             step.partial_fit(X[block])
