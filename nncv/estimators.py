@@ -10,7 +10,7 @@ search can drive several folds in lockstep.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from numbers import Integral, Real
 from typing import Any
@@ -38,11 +38,11 @@ from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
 from nncv.network.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
 from nncv.network.schedules import SCHEDULES, make_schedule
-from nncv.network.training import IndexedRows
+from nncv.network.training import RECORD_KEYS, IndexedRows
 
 __all__ = ["NNClassifier", "NNRegressor"]
 
-HISTORY_COLUMNS = ("epoch", "loss", "data_loss", "val_loss", "val_score", "learning_rate")
+HISTORY_COLUMNS = RECORD_KEYS
 #: Rows per block when :class:`IndexedRows` inputs are validated.
 VALIDATION_BLOCK_ROWS = 4096
 _PER_LAYER_PARAMS = ("l1", "l2", "bias_l1", "bias_l2")

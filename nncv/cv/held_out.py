@@ -26,6 +26,7 @@ from nncv.cv.rows import is_rowwise, take_rows, transform_through
 from nncv.cv.scoring import score_fold
 from nncv.estimators import _BaseNN
 from nncv.network import model
+from nncv.network.training import EARLY_STOPPING_KEYS
 
 __all__ = ["HeldOut", "network_evaluator", "score_held_out", "with_held_out_scores"]
 
@@ -107,8 +108,7 @@ def with_held_out_scores(
             own_score = record.get("val_score", math.nan)
             record["val_loss"], record["val_score"] = evaluate()
             if not (math.isnan(own_loss) and math.isnan(own_score)):
-                record["early_stopping_val_loss"] = own_loss
-                record["early_stopping_val_score"] = own_score
+                record.update(zip(EARLY_STOPPING_KEYS, (own_loss, own_score), strict=True))
             yield record
     finally:
         close = getattr(epochs, "close", None)

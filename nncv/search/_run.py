@@ -17,14 +17,17 @@ from typing import Any
 
 import numpy as np
 import optuna
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
 from threadpoolctl import threadpool_limits
 
-from nncv.exceptions import DivergedError, SearchError
+from nncv.cv.crossval import check_data
+from nncv.cv.scoring import build_scorers
+from nncv.cv.splits import derive_seed, make_splits
+from nncv.exceptions import CVSetupError, DivergedError, SearchError
+from nncv.pipeline import default_estimator
 from nncv.search._estimator import (
-    default_estimator,
     hidden_depth,
     network_prefix,
     resolve_space_names,
@@ -32,13 +35,12 @@ from nncv.search._estimator import (
 )
 from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
-from nncv.search._scoring import make_scorers
 from nncv.search._storage import StorageSpec, make_storage
-from nncv.search._study import StudySetup, fingerprint_data, fold_seed, make_splits, open_study
+from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
 from nncv.search._study import sampler_seed as derive_sampler_seed
 from nncv.search.space import SearchSpace
 
-__all__ = ["Search", "make_pruner", "prepare"]
+__all__ = ["Search", "make_pruner", "choose_metric", "prepare"]
 
 #: Trials the median pruner lets finish before it prunes, and epochs it always lets run.
 MEDIAN_STARTUP_TRIALS = 5
@@ -63,6 +65,28 @@ def make_pruner(pruner: Any, max_epochs: int) -> optuna.pruners.BasePruner:
         f"unknown pruner {pruner!r}; use 'median', 'hyperband', 'successive_halving', "
         "'none' or an optuna pruner"
     )
+
+
+def choose_metric(scorers: dict[str, Any], refit: Any) -> str:
+    """The metric the study maximises and refits on (GridSearchCV's ``refit`` conventions).
+
+    With several scorers ``refit`` names it (``refit=False``: the first one).
+
+    Examples
+    --------
+    >>> choose_metric({"accuracy": None, "f1_macro": None}, "f1_macro")
+    'f1_macro'
+    """
+    if isinstance(refit, str):
+        if refit not in scorers:
+            raise SearchError(f"refit={refit!r} is not one of the scorers {list(scorers)}")
+        return refit
+    if len(scorers) > 1 and refit is True:
+        raise SearchError(
+            f"with several scorers {list(scorers)}, refit must name the one to maximise and "
+            "refit on, e.g. refit='accuracy'"
+        )
+    return next(iter(scorers))
 
 
 def _as_space(space: Any) -> SearchSpace:
@@ -241,7 +265,7 @@ class Search:
         prefix, network = network_prefix(estimator)
         names = self.objective.names
         params = {names[name]: value for name, value in best_params.items()}
-        seed = fold_seed(self.setup.seed, best.number, len(self.setup.splits))
+        seed = derive_seed(self.setup.seed, best.number, len(self.setup.splits))
         params[f"{prefix}random_state"] = seed
         refit_epochs = None
         if network.get_params().get("early_stopping"):
@@ -280,7 +304,7 @@ def prepare(
     n_workers: int = 1,
     random_state: int | None = None,
     fit_params: dict[str, Any] | None = None,
-    classifier: bool | None = None,
+    task: str | None = None,
 ) -> Search:
     """Check the whole request and open (or continue) the study; no trial runs here."""
     if y is None:
@@ -292,15 +316,21 @@ def prepare(
     ):
         raise SearchError(f"random_state must be an int or None, got {random_state!r}")
     fit_params = dict(fit_params or {})
+    X, y, groups = check_data(X, y, groups)
     try:
         per_sample = [v for v in fit_params.values() if hasattr(v, "shape") or isinstance(v, list)]
         check_consistent_length(X, y, *per_sample)
     except ValueError as error:
-        raise SearchError(f"inconsistent inputs: {error}") from error
-    estimator = default_estimator(y, classifier) if estimator is None else estimator
+        raise CVSetupError(f"inconsistent inputs: {error}") from error
+    if estimator is None:
+        try:
+            estimator = default_estimator(y, task)
+        except ValueError as error:
+            raise SearchError(str(error)) from error
     space = _as_space(space)
     names = resolve_space_names(estimator, space)
-    scorers, metric = make_scorers(estimator, scoring, refit_metric)
+    scorers = build_scorers(estimator, scoring)
+    metric = choose_metric(scorers, refit_metric)
     metrics = [metric] + [name for name in scorers if name != metric]
     network_params, preprocessing_params = route_fit_params(estimator, fit_params)
     sample_weight = network_params.get("sample_weight")
@@ -323,7 +353,6 @@ def prepare(
         raise SearchError("n_workers > 1 needs a storage the worker processes can share")
 
     n_samples = len(y)
-    is_clf = is_classifier(estimator)
     requested = int(cv) if isinstance(cv, int | np.integer) else _n_splits(cv, X, y, groups)
     try:
         study, setup = open_study(
@@ -335,7 +364,15 @@ def prepare(
             data_sha256=fingerprint_data(X, y, sample_weight),
             metrics=metrics,
             random_state=None if random_state is None else int(random_state),
-            make_splits_for_seed=lambda seed: make_splits(cv, X, y, groups, is_clf, seed),
+            make_splits_for_seed=lambda seed: make_splits(
+                cv,
+                X,
+                y,
+                estimator=estimator,
+                groups=groups,
+                shuffle_seed=split_seed(seed),
+                compact=False,
+            ),
             n_samples=n_samples,
             requested_folds=requested,
         )
@@ -352,7 +389,8 @@ def prepare(
         y=y,
         splits=setup.splits,
         study_seed=setup.seed,
-        scorers={name: scorers[name] for name in metrics},
+        scoring=scoring,
+        metrics=metrics,
         metric=metric,
         network_fit_params=network_params,
         preprocessing_fit_params=preprocessing_params,

@@ -33,6 +33,11 @@ def tune(
     n_workers: int = 1,
     random_state: int | None = None,
     refit: bool = True,
+    *,
+    groups: Any = None,
+    sample_weight: Any = None,
+    fit_params: dict[str, Any] | None = None,
+    task: str | None = None,
 ) -> TuneResult:
     """Tune a network by k-fold cross-validation with an Optuna study.
 
@@ -50,9 +55,10 @@ def tune(
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     estimator : Pipeline or nncv estimator, optional
-        What the space tunes: a bare NNClassifier/NNRegressor or a Pipeline ending in
-        one. Default: standard scaler + NNClassifier, or NNRegressor when ``y`` is
-        continuous. Its other parameters (``max_epochs``, ``early_stopping``, …) are kept.
+        What the space tunes: a bare NNClassifier/NNRegressor or a Pipeline (nested ones
+        too) ending in one. Default: standard scaler + NNClassifier, or NNRegressor when
+        :func:`nncv.pipeline.infer_task` finds ``y`` a regression target (or ``task``
+        says so). Its other parameters (``max_epochs``, ``early_stopping``, …) are kept.
     space : SearchSpace, dict of ranges or path to a TOML file, optional
         Default :meth:`SearchSpace.default`.
     n_trials : int or None, default=20
@@ -82,6 +88,16 @@ def tune(
         The study seed (folds, fold seeds, sampler). A continued study keeps its own.
     refit : bool, default=True
         Refit the best configuration on all the data (``result.best_estimator``).
+    groups : array-like of shape (n_samples,), optional
+        Group labels for a group splitter in ``cv``.
+    sample_weight : array-like of shape (n_samples,), optional
+        Split per fold as in :func:`nncv.cross_validate`: the training rows' weights go to
+        the network's fit, the held-out rows' to its validation loss and the scorers.
+    fit_params : dict, optional
+        More fit parameters: ``<step>__<param>`` for a pipeline step's ``fit`` (values
+        with one entry per row are split per fold).
+    task : {"classification", "regression"}, optional
+        What the default estimator is; by default inferred from ``y``.
 
     Returns
     -------
@@ -116,6 +132,12 @@ def tune(
         cv=cv,
         scoring=scoring,
         refit_metric=False,  # several scorers: the first one is maximised
+        groups=groups,
+        fit_params={
+            **(fit_params or {}),
+            **({} if sample_weight is None else {"sample_weight": sample_weight}),
+        },
+        task=task,
         pruner=pruner,
         sampler=sampler,
         storage=storage,
