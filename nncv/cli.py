@@ -85,7 +85,10 @@ TargetOpt = Annotated[
 ]
 TaskOpt = Annotated[
     str,
-    typer.Option(help="classifier, regressor, or auto (regressor for a continuous target)."),
+    typer.Option(
+        help="classification, regression, or auto (regression for a float target with many "
+        "distinct values: more than 20 and more than 5% of the rows)."
+    ),
 ]
 ScalerOpt = Annotated[
     str, typer.Option(help="Input scaler: standard, minmax, robust, maxabs or none.")
@@ -158,35 +161,31 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def is_regression(y: Any, task: str) -> bool:
-    """Whether ``task`` (or, for ``auto``, the target) calls for a regressor.
-
-    ``auto``: a regressor for a continuous target, and for a float target with more
-    than 20 distinct values even if they are whole numbers (diabetes' disease scores);
-    a classifier otherwise.
-
-    Examples
-    --------
-    >>> is_regression([0.5, 1.5], "auto"), is_regression([0, 1, 1], "auto")
-    (True, False)
-    """
-    if task not in ("auto", "classifier", "regressor"):
-        raise CommandError(f"--task must be auto, classifier or regressor, got {task!r}")
-    if task != "auto":
-        return task == "regressor"
-    from sklearn.utils.multiclass import type_of_target
-
-    if type_of_target(y).startswith("continuous"):
-        return True
-    values = np.asarray(y)
-    return values.dtype.kind == "f" and len(np.unique(values)) > 20
+#: ``--task`` values, with the nncv.pipeline task each names (None: inferred from y).
+TASK_NAMES = {
+    "auto": None,
+    "classification": "classification",
+    "classifier": "classification",
+    "regression": "regression",
+    "regressor": "regression",
+}
 
 
 def build_estimator(y: Any, task: str, scaler: str, params: dict[str, Any]) -> Any:
-    """``nncv.make_pipeline(scaler, **params)``, with parameter names checked first."""
-    from nncv import NNClassifier, NNRegressor, make_pipeline
+    """:func:`nncv.pipeline.default_estimator` for ``--task``, parameter names checked first.
 
-    regressor = is_regression(y, task)
+    ``auto`` lets :func:`nncv.pipeline.infer_task` decide from the target (a regressor for
+    a float target with many distinct values, diabetes' disease scores included).
+    """
+    from nncv import NNClassifier, NNRegressor
+    from nncv.pipeline import default_estimator, infer_task
+
+    if task not in TASK_NAMES:
+        raise CommandError(
+            f"--task must be auto, classification or regression (or classifier, regressor), "
+            f"got {task!r}"
+        )
+    regressor = infer_task(y, TASK_NAMES[task]) == "regression"
     known = sorted((NNRegressor if regressor else NNClassifier)().get_params())
     for name in params:
         if name not in known:
@@ -195,7 +194,22 @@ def build_estimator(y: Any, task: str, scaler: str, params: dict[str, Any]) -> A
             raise CommandError(
                 f"unknown network parameter {name!r}; {suggestion}known: {', '.join(known)}"
             )
-    return make_pipeline(None if scaler == "none" else scaler, regressor=regressor, **params)
+    task_name = "regression" if regressor else "classification"
+    return default_estimator(y, task_name, None if scaler == "none" else scaler, **params)
+
+
+def describe_choice(estimator: Any, scoring: list[str] | None) -> str:
+    """``"NNRegressor, score = r2"``: the estimator built and the metric it is scored by."""
+    from sklearn.base import is_regressor
+
+    from nncv.cv.fold import final_step
+
+    final = final_step(estimator)
+    if scoring:
+        metric = ", ".join(scoring)
+    else:
+        metric = "r2" if is_regressor(final) else "accuracy"
+    return f"{type(final).__name__}, score = {metric}"
 
 
 def _scoring(names: list[str] | None) -> Any:
@@ -250,6 +264,7 @@ def cv_command(
 
     X, y = load_data(data, target)
     estimator = build_estimator(y, task, scaler, parse_params(param))
+    typer.echo(describe_choice(estimator, scoring))
     result = cross_validate(
         estimator, X, y, cv=cv, scoring=_scoring(scoring), n_jobs=n_jobs, random_state=seed
     )
@@ -291,6 +306,7 @@ def _tune(
     if space is not None and not space.exists():
         raise CommandError(f"no such search space file: {space}")
     estimator = build_estimator(y, task, scaler, parse_params(param))
+    typer.echo(describe_choice(estimator, scoring))
     options: dict[str, Any] = {}
     if scoring:
         options["scoring"] = _scoring(scoring)
