@@ -36,7 +36,8 @@ from nncv.exceptions import NncvError
 from nncv.network import EarlyStopping, Network, Trainer, metrics
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
-from nncv.network.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
+from nncv.network.optimizers import OPTIMIZERS
+from nncv.network.registry import build, required_settings
 from nncv.network.schedules import SCHEDULES, make_schedule
 from nncv.network.training import RECORD_KEYS, IndexedRows
 
@@ -61,11 +62,11 @@ class _BaseNN(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "activation": [StrOptions(ACTIVATIONS.keys())],
+        "optimizer": [StrOptions(OPTIMIZERS.keys())],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "decay": [Interval(Real, 0, None, closed="left")],
-        "schedule": [StrOptions(set(SCHEDULES))],
+        "schedule": [StrOptions(SCHEDULES.keys())],
         "final_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "nesterov": ["boolean"],
@@ -79,7 +80,7 @@ class _BaseNN(BaseEstimator):
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "init": [StrOptions(set(INITIALIZERS))],
+        "init": [StrOptions(INITIALIZERS.keys())],
         "dtype": [StrOptions({"float32", "float64"})],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
@@ -185,7 +186,8 @@ class _BaseNN(BaseEstimator):
                     f"hidden layer ({len(sizes)}); got {dropout!r}."
                 )
             per_layer["dropout"] = rates
-        if self.schedule != "inverse_time" and self.final_learning_rate is None:
+        needs = required_settings(SCHEDULES[self.schedule])
+        if "final_learning_rate" in needs and self.final_learning_rate is None:
             raise InvalidParameterError(
                 f"The 'final_learning_rate' parameter must be set when schedule={self.schedule!r}."
             )
@@ -239,9 +241,10 @@ class _BaseNN(BaseEstimator):
         self._trainer = self._make_trainer(network, rng)
 
     def _make_optimizer(self):
-        if self.optimizer == "sgd":
-            return SGD(momentum=self.momentum, nesterov=self.nesterov)
-        return {"adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}[self.optimizer]()
+        """The optimizer :data:`OPTIMIZERS` names, given the settings it takes (momentum…)."""
+        return build(
+            OPTIMIZERS, "optimizer", self.optimizer, momentum=self.momentum, nesterov=self.nesterov
+        )
 
     def _make_trainer(self, network: Network, rng: np.random.Generator) -> Trainer:
         schedule = make_schedule(

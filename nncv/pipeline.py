@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 from nncv.estimators import NNClassifier, NNRegressor
+from nncv.scalers import SCALERS
 
 __all__ = ["SCALERS", "TASKS", "default_estimator", "infer_task", "make_pipeline"]
 
@@ -24,13 +24,6 @@ TASKS = ("classification", "regression")
 MIN_DISTINCT_FOR_REGRESSION = 20
 #: …and than this share of its rows.
 MIN_DISTINCT_SHARE_FOR_REGRESSION = 0.05
-
-SCALERS = {
-    "standard": StandardScaler,
-    "minmax": MinMaxScaler,
-    "robust": RobustScaler,
-    "maxabs": MaxAbsScaler,
-}
 
 
 def make_pipeline(
@@ -44,7 +37,8 @@ def make_pipeline(
     Parameters
     ----------
     scaler : {"standard", "minmax", "robust", "maxabs"} or None, default="standard"
-        Input scaling; None puts ``"passthrough"`` in the ``scale`` step.
+        Input scaling, a name of :data:`nncv.scalers.SCALERS`; None puts ``"passthrough"``
+        in the ``scale`` step.
     regressor : bool, default=False
         Use :class:`~nncv.NNRegressor` instead of :class:`~nncv.NNClassifier`.
     **params
@@ -64,7 +58,7 @@ def make_pipeline(
     if scaler is not None and scaler not in SCALERS:
         raise ValueError(f"unknown scaler {scaler!r}; choose one of {sorted(SCALERS)} or None")
     estimator = (NNRegressor if regressor else NNClassifier)(**params)
-    scale = "passthrough" if scaler is None else SCALERS[scaler]()
+    scale = "passthrough" if scaler is None else SCALERS[scaler].cls()
     return Pipeline([("scale", scale), ("net", estimator)])
 
 
