@@ -294,6 +294,7 @@ def _tune(
     cv: int,
     scoring: list[str] | None,
     pruner: str,
+    sampler: str,
     storage: str | None,
     study_name: str | None,
     workers: int,
@@ -319,6 +320,7 @@ def _tune(
         timeout=timeout,
         cv=cv,
         pruner=pruner,
+        sampler=sampler,
         storage=storage,
         study_name=study_name,
         n_workers=workers,
@@ -334,6 +336,7 @@ SpaceOpt = Annotated[
 TrialsOpt = Annotated[int, typer.Option("--trials", "-n", min=1, help="Number of trials.")]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Stop starting trials after seconds.")]
 PrunerOpt = Annotated[str, typer.Option(help="Optuna pruner: median, hyperband, … or none.")]
+SamplerOpt = Annotated[str, typer.Option(help="Optuna sampler: tpe, random or qmc.")]
 
 
 @app.command("tune")
@@ -350,6 +353,7 @@ def tune_command(
     cv: CvOpt = 5,
     scoring: ScoringOpt = None,
     pruner: PrunerOpt = "median",
+    sampler: SamplerOpt = "tpe",
     storage: StorageOpt = None,
     study_name: StudyOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the storage.")] = 1,
@@ -376,6 +380,7 @@ def tune_command(
         cv=cv,
         scoring=scoring,
         pruner=pruner,
+        sampler=sampler,
         storage=storage,
         study_name=study_name,
         workers=workers,
@@ -408,6 +413,7 @@ def worker_command(
     cv: CvOpt = 5,
     scoring: ScoringOpt = None,
     pruner: PrunerOpt = "median",
+    sampler: SamplerOpt = "tpe",
     seed: SeedOpt = None,
 ) -> None:
     """Join an existing study and run trials on it (start one per machine or core).
@@ -427,6 +433,7 @@ def worker_command(
         cv=cv,
         scoring=scoring,
         pruner=pruner,
+        sampler=sampler,
         storage=storage,
         study_name=study_name,
         workers=1,

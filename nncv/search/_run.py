@@ -27,6 +27,13 @@ from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import derive_seed, make_splits
 from nncv.exceptions import CVSetupError, DivergedError, SearchError
 from nncv.pipeline import default_estimator
+from nncv.search._components import (
+    StorageSpec,
+    check_sampler,
+    make_pruner,
+    make_sampler,
+    make_storage,
+)
 from nncv.search._estimator import (
     hidden_depth,
     network_prefix,
@@ -35,36 +42,11 @@ from nncv.search._estimator import (
 )
 from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
-from nncv.search._storage import StorageSpec, make_storage
+from nncv.search._settings import SearchSettings
 from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
-from nncv.search._study import sampler_seed as derive_sampler_seed
 from nncv.search.space import SearchSpace
 
-__all__ = ["Search", "make_pruner", "choose_metric", "prepare"]
-
-#: Trials the median pruner lets finish before it prunes, and epochs it always lets run.
-MEDIAN_STARTUP_TRIALS = 5
-MEDIAN_WARMUP_EPOCHS = 3
-
-
-def make_pruner(pruner: Any, max_epochs: int) -> optuna.pruners.BasePruner:
-    """``"median"``, ``"hyperband"``, ``"successive_halving"``, ``"none"``/None, or a pruner."""
-    if isinstance(pruner, optuna.pruners.BasePruner):
-        return pruner
-    if pruner is None or pruner == "none":
-        return optuna.pruners.NopPruner()
-    if pruner == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
-        )
-    if pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
-    if pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    raise SearchError(
-        f"unknown pruner {pruner!r}; use 'median', 'hyperband', 'successive_halving', "
-        "'none' or an optuna pruner"
-    )
+__all__ = ["Search", "choose_metric", "prepare"]
 
 
 def choose_metric(scorers: dict[str, Any], refit: Any) -> str:
@@ -103,20 +85,6 @@ def _as_space(space: Any) -> SearchSpace:
     )
 
 
-def _make_sampler(
-    sampler: optuna.samplers.BaseSampler | None, seed: int, n_existing: int, worker: int
-) -> optuna.samplers.BaseSampler:
-    if sampler is not None:
-        if worker:
-            sampler.reseed_rng()  # copies in several workers must not propose the same points
-        return sampler
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=derive_sampler_seed(seed, n_existing, worker), multivariate=True, group=True
-        )
-
-
 def _optimize(
     study: optuna.Study, objective: FoldObjective, n_trials: int | None, timeout: float | None
 ) -> None:
@@ -144,7 +112,7 @@ def _worker(
     study = optuna.load_study(
         study_name=study_name,
         storage=storage,
-        sampler=_make_sampler(sampler, seed, n_existing, worker),
+        sampler=make_sampler(sampler, seed, n_existing, worker),
         pruner=pruner,
     )
     _optimize(study, objective, n_trials, timeout)
@@ -182,7 +150,7 @@ class Search:
         n_existing = len(self.study.get_trials(deepcopy=False))
         try:
             if self.n_workers == 1:
-                self.study.sampler = _make_sampler(self.sampler, self.setup.seed, n_existing, 0)
+                self.study.sampler = make_sampler(self.sampler, self.setup.seed, n_existing, 0)
                 _optimize(self.study, self.objective, n_trials, timeout)
             else:
                 self._run_workers(n_trials, timeout, n_existing)
@@ -290,23 +258,19 @@ class Search:
 def prepare(
     X: Any,
     y: Any,
+    settings: SearchSettings,
     *,
     estimator: Any = None,
-    space: Any = None,
-    cv: Any = 5,
     groups: Any = None,
-    scoring: Any = None,
     refit_metric: Any = False,
-    pruner: Any = "median",
-    sampler: optuna.samplers.BaseSampler | None = None,
-    storage: StorageSpec = None,
-    study_name: str | None = None,
-    n_workers: int = 1,
-    random_state: int | None = None,
     fit_params: dict[str, Any] | None = None,
-    task: str | None = None,
 ) -> Search:
     """Check the whole request and open (or continue) the study; no trial runs here."""
+    space, cv, scoring, task = settings.space, settings.cv, settings.scoring, settings.task
+    pruner, sampler, storage = settings.pruner, settings.sampler, settings.storage
+    study_name, n_workers = settings.study_name, settings.n_workers
+    random_state = settings.random_state
+    check_sampler(sampler)
     if y is None:
         raise SearchError("y is required: a search scores predictions against it")
     if isinstance(n_workers, bool) or not isinstance(n_workers, int | np.integer) or n_workers < 1:

@@ -17,6 +17,7 @@ from nncv.cv.scoring import build_scorers, score_fold
 from nncv.exceptions import SearchError
 from nncv.search._result import TuneResult, cv_results, trials_frame
 from nncv.search._run import prepare
+from nncv.search._settings import SearchSettings
 from nncv.search.space import SearchSpace
 
 __all__ = ["NNSearchCV"]
@@ -63,7 +64,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         Worker processes sharing the storage.
     timeout : float, optional
     random_state : int, optional
-    sampler : optuna sampler, optional
+    sampler : {"tpe", "random", "qmc"} or optuna sampler, optional
         Default: a seeded multivariate TPE sampler.
     task : {"classification", "regression"}, optional
         What the default estimator is; by default inferred from ``y``.
@@ -165,23 +166,15 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         study_name = self.study_name
         if study_name is None and self.storage is not None:
             study_name = f"nncv-searchcv-{uuid.uuid4().hex[:12]}"
+        settings = SearchSettings.from_mapping(self.get_params(deep=False), study_name=study_name)
         search = prepare(
             X,
             y,
+            settings,
             estimator=self.estimator,
-            space=self.space,
-            cv=self.cv,
             groups=groups,
-            scoring=self.scoring,
             refit_metric=self.refit,
-            pruner=self.pruner,
-            sampler=self.sampler,
-            storage=self.storage,
-            study_name=study_name,
-            n_workers=self.n_workers,
-            random_state=self.random_state,
             fit_params=fit_params,
-            task=self.task,
         )
         if search.run(self.n_trials, self.timeout):
             raise KeyboardInterrupt

@@ -7,9 +7,10 @@ from typing import Any
 
 import optuna
 
+from nncv.search._components import StorageSpec
 from nncv.search._result import TuneResult
 from nncv.search._run import prepare
-from nncv.search._storage import StorageSpec
+from nncv.search._settings import SearchSettings
 from nncv.search.space import SearchSpace
 
 __all__ = ["tune"]
@@ -27,7 +28,7 @@ def tune(
     cv: Any = 5,
     scoring: Any = None,
     pruner: str | optuna.pruners.BasePruner | None = "median",
-    sampler: optuna.samplers.BaseSampler | None = None,
+    sampler: str | optuna.samplers.BaseSampler | None = None,
     storage: StorageSpec = None,
     study_name: str | None = None,
     n_workers: int = 1,
@@ -73,8 +74,9 @@ def tune(
         ``score`` (accuracy or R²). Pruning always uses the network's own per-epoch
         validation score (accuracy or R²).
     pruner : {"median", "hyperband", "successive_halving", "none"} or optuna pruner
-    sampler : optuna sampler, optional
-        Default: a seeded multivariate TPE sampler.
+    sampler : {"tpe", "random", "qmc"} or optuna sampler, optional
+        Default: a seeded multivariate TPE sampler (``"tpe"``); a named sampler is seeded
+        from the study, an object is used as given.
     storage : None, path ending in ".log", SQLAlchemy URL or optuna storage
         None keeps the study in memory; a ``.log`` path is a journal file several
         processes can share; ``sqlite:///x.db`` or ``postgresql://…`` a database. The
@@ -124,26 +126,18 @@ def tune(
     >>> 0 <= result.best_score <= 1
     True
     """
+    settings = SearchSettings.from_mapping(locals())
     search = prepare(
         X,
         y,
+        settings,
         estimator=estimator,
-        space=space,
-        cv=cv,
-        scoring=scoring,
         refit_metric=False,  # several scorers: the first one is maximised
         groups=groups,
         fit_params={
             **(fit_params or {}),
             **({} if sample_weight is None else {"sample_weight": sample_weight}),
         },
-        task=task,
-        pruner=pruner,
-        sampler=sampler,
-        storage=storage,
-        study_name=study_name,
-        n_workers=n_workers,
-        random_state=random_state,
     )
     interrupted = search.run(n_trials, timeout)
     if interrupted:

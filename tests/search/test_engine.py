@@ -82,3 +82,29 @@ def test_a_trial_scores_as_cross_validate_does_with_the_same_seeds(iris):
         assert one.scores["score"][0] == pytest.approx(
             result.fold_scores["score"][fold], abs=0, rel=0
         )
+
+
+def test_samplers_by_name_or_object_in_tune_nnsearchcv_and_the_cli(iris):
+    import optuna
+    from typer.testing import CliRunner
+
+    from nncv.cli import app
+    from nncv.search import NNSearchCV
+
+    X, y = iris
+    space = SearchSpace(learning_rate=nncv.Float(1e-3, 1e-1, log=True))
+    estimator = Pipeline([("scale", StandardScaler()), ("net", NNClassifier(max_epochs=2))])
+    common = {"n_trials": 2, "cv": 2, "random_state": 0, "refit": False}
+    result = nncv.tune(X, y, estimator, space, sampler="random", **common)
+    assert isinstance(result.study.sampler, optuna.samplers.RandomSampler)
+    again = nncv.tune(X, y, estimator, space, sampler="random", **common)
+    assert result.study.trials[1].params == again.study.trials[1].params  # seeded by the study
+    search = NNSearchCV(estimator, space, sampler=optuna.samplers.RandomSampler(seed=1), **common)
+    assert isinstance(search.fit(X, y).study_.sampler, optuna.samplers.RandomSampler)
+    with pytest.raises(nncv.SearchError, match="unknown sampler 'tpee'"):
+        NNSearchCV(estimator, space, sampler="tpee", **common).fit(X, y)
+    cli = CliRunner().invoke(
+        app, ["tune", "iris", "-n", "1", "--cv", "2", "-p", "max_epochs=2", "--sampler", "bogus"]
+    )
+    assert cli.exit_code != 0
+    assert "unknown sampler 'bogus'" in cli.output
