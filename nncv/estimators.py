@@ -326,7 +326,7 @@ class _BaseNN(BaseEstimator):
         return X, Y, sample_weight, validation
 
     def iter_fit(
-        self, X, y, sample_weight=None, *, validation_data=None
+        self, X, y, sample_weight=None, *, validation_data=None, callbacks=()
     ) -> Iterator[dict[str, Any]]:
         """Fit epoch by epoch, yielding each epoch's record.
 
@@ -342,6 +342,10 @@ class _BaseNN(BaseEstimator):
             Per-sample weights; a zero weight removes the row from the loss.
         validation_data : tuple ``(X_val, y_val)`` or ``(X_val, y_val, w_val)``, optional
             Data scored after each epoch; replaces the ``validation_fraction`` split.
+        callbacks : sequence of :class:`~nncv.network.training.Callback`, optional
+            Called by the trainer after each epoch, before early stopping (an
+            :class:`~nncv.network.training.EpochCallback` wraps a plain function); one
+            that raises :class:`~nncv.StopTraining` ends training after that epoch.
 
         Yields
         ------
@@ -362,9 +366,11 @@ class _BaseNN(BaseEstimator):
         >>> [r["epoch"] for r in net.iter_fit(X, y)]
         [1, 2, 3, 4, 5]
         """
-        return self._iter_fit(X, y, sample_weight, validation_data)
+        return self._iter_fit(X, y, sample_weight, validation_data, callbacks)
 
-    def _iter_fit(self, X, y, sample_weight, validation_data) -> Iterator[dict[str, Any]]:
+    def _iter_fit(
+        self, X, y, sample_weight, validation_data, callbacks=()
+    ) -> Iterator[dict[str, Any]]:
         """The body of :meth:`iter_fit`; ``X`` may be :class:`IndexedRows`."""
         self._validate_params()
         keep = self.warm_start and hasattr(self, "network_")
@@ -374,7 +380,7 @@ class _BaseNN(BaseEstimator):
         stopper = None
         if self.early_stopping and validation is not None:
             stopper = EarlyStopping(patience=self.patience, monitor="val_loss")
-        self._trainer.callbacks = [stopper] if stopper else []
+        self._trainer.callbacks = [*callbacks, *([stopper] if stopper else [])]
         first_epoch = self._trainer.epochs_done
         epochs = self._trainer.iter_epochs(
             X, Y, n_epochs=self.max_epochs, sample_weight=sample_weight, validation_data=validation
@@ -395,7 +401,7 @@ class _BaseNN(BaseEstimator):
         self._finish_fit(stopper, first_epoch)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, callbacks=()):
         """Fit the network to ``X`` and ``y``.
 
         Parameters
@@ -406,12 +412,14 @@ class _BaseNN(BaseEstimator):
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights.
+        callbacks : sequence of :class:`~nncv.network.training.Callback`, optional
+            Epoch callbacks for the trainer (see :meth:`iter_fit`).
 
         Returns
         -------
         self
         """
-        for _ in self.iter_fit(X, y, sample_weight):
+        for _ in self.iter_fit(X, y, sample_weight, callbacks=callbacks):
             pass
         return self
 
