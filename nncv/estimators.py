@@ -444,6 +444,9 @@ class _BaseNN(BaseEstimator):
         # (they travel back from joblib workers and into artifacts).
         self.network_.release_buffers()
         self._trainer.release_buffers()
+        # The callbacks were for this fit; dropping them also breaks the reference cycle a
+        # callback holding this estimator would make (freed at once, not at the next gc).
+        self._trainer.callbacks = []
         frame = pd.DataFrame(self._trainer.history, columns=list(HISTORY_COLUMNS))
         self.history_ = frame
         self.n_iter_ = int(frame["epoch"].iloc[-1]) if len(frame) else 0

@@ -224,8 +224,8 @@ class ShiftedScaler(StandardScaler):
 class EpochCounter(NNClassifier):
     """Overrides iter_fit: trained through it, never straight from X."""
 
-    def iter_fit(self, X, y, sample_weight=None, *, validation_data=None):
-        yield from super().iter_fit(X, y, sample_weight, validation_data=validation_data)
+    def iter_fit(self, X, y, sample_weight=None, **kwargs):
+        yield from super().iter_fit(X, y, sample_weight, **kwargs)
 
 
 class Squared(NNClassifier):

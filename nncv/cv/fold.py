@@ -8,8 +8,8 @@ chunk of epochs at a time and reports to the pruner between chunks. A fold
    ``random_state`` left at ``None`` (:func:`nncv.cv.splits.seed_estimator`);
 2. fits the preprocessing steps on its training rows only;
 3. trains the final step epoch by epoch (``iter_fit``), scoring the held-out rows after
-   every epoch (:mod:`nncv.cv.held_out`), so each record has ``val_loss``/``val_score``
-   measured on them;
+   every epoch with a training callback (:class:`nncv.cv.held_out.HeldOutScoring`), so
+   each record has ``val_loss``/``val_score`` measured on them;
 4. scores the fitted step on the held-out rows with the user's scorers at the end.
 
 Memory, for a float ndarray ``X`` (typically a read-only memory map from joblib):
@@ -46,7 +46,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _num_samples
 from threadpoolctl import threadpool_limits
 
-from nncv.cv.held_out import HeldOut, network_evaluator, score_held_out, with_held_out_scores
+from nncv.cv.held_out import HeldOut, HeldOutScoring, network_evaluator, score_held_out
 from nncv.cv.rows import fit_on_rows, fit_transform, in_place_transform, is_rowwise, take_rows
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import seed_estimator
@@ -221,6 +221,7 @@ class Fold:
         self.fit_time = 0.0
         self.score_time = 0.0
         self._epochs: Iterator[dict[str, Any]] | None = None
+        self._scoring: HeldOutScoring | None = None
         self._held_out: HeldOut | None = None
         self._max_epochs: int | None = None
 
@@ -276,7 +277,9 @@ class Fold:
             final.fit(X, y, **fit_params)
             self.finished = True
             return
-        self._begin(final.iter_fit(X, y, **fit_params), evaluate)
+        self._scoring = HeldOutScoring(evaluate)
+        self._epochs = final.iter_fit(X, y, **fit_params, callbacks=[self._scoring])
+        self._begin()
 
     def _start_from_rows_of_x(self, y: Any, sample_weight: np.ndarray | None) -> None:
         """:meth:`_start_on_copy` on ``X[train]``, bit for bit, without that copy."""
@@ -291,11 +294,11 @@ class Fold:
             in_place_transform(transformers) if transformers else None,
             np.dtype(final.dtype),
         )
-        epochs = final.iter_fit(source, y, sample_weight)
-        self._begin(epochs, network_evaluator(final, self._held_out))
+        self._scoring = HeldOutScoring(network_evaluator(final, self._held_out))
+        self._epochs = final.iter_fit(source, y, sample_weight, callbacks=[self._scoring])
+        self._begin()
 
-    def _begin(self, epochs: Iterator[dict[str, Any]], evaluate: Any) -> None:
-        self._epochs = with_held_out_scores(epochs, evaluate)
+    def _begin(self) -> None:
         max_epochs = getattr(self.final, "max_epochs", None)
         warm = getattr(self.final, "warm_start", False)
         self._max_epochs = int(max_epochs) if max_epochs and not warm else None
@@ -314,7 +317,7 @@ class Fold:
         try:
             while n_epochs is None or len(new) < n_epochs:
                 try:
-                    record = next(self._epochs)
+                    record = self._scoring.annotate(next(self._epochs))
                 except StopIteration:
                     self.finished = True
                     break
@@ -322,8 +325,8 @@ class Fold:
                 self.records.append(record)
                 if self._max_epochs is not None and len(self.records) >= self._max_epochs:
                     for record in self._epochs:  # lets the network finish its fit
-                        new.append(record)
-                        self.records.append(record)
+                        new.append(self._scoring.annotate(record))
+                        self.records.append(new[-1])
                     self.finished = True
                     break
         finally:
