@@ -1,0 +1,172 @@
+"""Input checks that name the problem: numeric, rectangular, representable, non-negative.
+
+scikit-learn's own validation catches most bad inputs; these helpers cover what it lets
+through or reports without naming the argument:
+
+- a ragged list (NumPy's "inhomogeneous shape") or text where numbers are expected
+  ("could not convert string to float") — the message names the argument;
+- values finite in float64 but too large for the network's arithmetic (``X * 1e300``):
+  Adam's second moment squares gradients that scale with ``X``, a scaler squares ``X`` to
+  get its variance, so values above ``sqrt(finfo(dtype).max)`` overflow silently into one
+  constant prediction or a NaN much later;
+- negative sample weights, which train toward maximising the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils._param_validation import InvalidParameterError
+
+__all__ = [
+    "check_finite_range",
+    "check_non_negative_weights",
+    "check_not_ragged",
+    "check_positive_ints",
+    "conversion_error",
+    "largest_safe_value",
+    "to_floats",
+]
+
+
+def largest_safe_value(dtype: Any) -> float:
+    """The largest magnitude whose square is still finite in ``dtype`` (1.8e19 in float32)."""
+    return math.sqrt(float(np.finfo(np.dtype(dtype)).max))
+
+
+def check_not_ragged(X: Any, name: str = "X") -> None:
+    """Refuse a list (or tuple) of rows whose rows have different lengths, naming the row.
+
+    Anything else (arrays, DataFrames, sparse matrices) is left to scikit-learn.
+    """
+    if not isinstance(X, list | tuple) or not X:
+        return
+    first = X[0]
+    if not isinstance(first, Sequence | np.ndarray) or isinstance(first, str | bytes):
+        return
+    width = len(first)
+    for index, row in enumerate(X):
+        length = len(row) if isinstance(row, Sequence | np.ndarray) else None
+        if length != width or isinstance(row, str | bytes):
+            shown = "not a sequence" if length is None else f"{length} values"
+            raise ValueError(
+                f"{name} is a ragged list: row 0 has {width} values but row {index} has "
+                f"{shown}; every row must have the same number of features"
+            )
+
+
+def conversion_error(error: Exception, name: str) -> ValueError | None:
+    """Rewrite NumPy's "could not convert string to float: 'a'" so it names ``name``."""
+    text = str(error)
+    if "could not convert" in text or "invalid literal" in text:
+        return ValueError(
+            f"{name} must hold numbers only, but {text}; encode text columns first "
+            "(OneHotEncoder or OrdinalEncoder in the pipeline)"
+        )
+    if "inhomogeneous" in text or "setting an array element with a sequence" in text:
+        return ValueError(f"{name} is ragged (rows of different lengths): {text}")
+    return None
+
+
+def to_floats(value: Any, name: str) -> tuple[float, ...]:
+    """A sequence parameter as floats; text or nested values raise a ValueError naming it."""
+    values = []
+    for item in value:
+        if isinstance(item, str | bytes) or np.ndim(item) != 0:
+            raise InvalidParameterError(f"The {name!r} parameter must hold numbers, got {value!r}")
+        try:
+            values.append(float(item))
+        except (TypeError, ValueError):
+            raise InvalidParameterError(
+                f"The {name!r} parameter must hold numbers, got {value!r}"
+            ) from None
+    return tuple(values)
+
+
+def check_positive_ints(value: Any, name: str) -> tuple[int, ...]:
+    """One positive int or a sequence of them; booleans are refused (``True`` is not 1 unit)."""
+    sizes = tuple(value) if np.ndim(value) else (value,)
+    if not sizes or not all(
+        isinstance(s, Integral | np.integer) and not isinstance(s, bool | np.bool_) and s >= 1
+        for s in sizes
+    ):
+        raise InvalidParameterError(
+            f"The {name!r} parameter must be a positive int or a sequence of positive ints "
+            f"(not booleans); got {value!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def check_finite_range(X: Any, dtype: Any, name: str = "X", *, what: str = "the network") -> None:
+    """Refuse values of ``X`` whose squares overflow ``dtype``, saying that they overflow.
+
+    ``X`` is a numeric array or sparse matrix already checked for NaN and infinity.
+    """
+    values = X.data if sp.issparse(X) else X
+    values = np.asarray(values)
+    if values.size == 0 or values.dtype.kind not in "fiu":
+        return
+    with np.errstate(all="ignore"):
+        largest = float(max(abs(float(np.max(values))), abs(float(np.min(values)))))
+    limit = largest_safe_value(dtype)
+    if largest > limit:
+        raise ValueError(
+            f"{name} has values up to {largest:.3g} in magnitude: {what} computes in "
+            f"{np.dtype(dtype).name}, where squares of values above {limit:.3g} overflow "
+            f"(a StandardScaler's variance, the optimiser's squared gradients), so training "
+            f"would silently give NaN or one constant prediction; rescale {name} first"
+        )
+
+
+def check_non_negative_weights(sample_weight: np.ndarray | None, name: str = "sample_weight"):
+    """Refuse negative weights: they turn the loss around (training maximises it)."""
+    if sample_weight is None:
+        return
+    negative = np.flatnonzero(np.asarray(sample_weight) < 0)
+    if negative.size:
+        raise ValueError(
+            f"{name} must be non-negative: {negative.size} negative weight(s), the first "
+            f"{float(sample_weight[negative[0]])!r} at index {int(negative[0])}; a negative "
+            "weight makes training maximise that sample's loss"
+        )
+
+
+def standardisation(Y: np.ndarray, sample_weight: np.ndarray | None = None):
+    """``(mean, scale)`` per column of the float64 targets ``Y`` (scale 1 for a constant).
+
+    Computed directly; when that overflows (``y * 1e300``: the squared deviations are not
+    representable), again on ``Y`` divided by its largest magnitude, then scaled back.
+    Raises a ValueError naming y when even that is not representable in float64.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = np.average(Y, axis=0, weights=sample_weight)
+        scale = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=sample_weight))
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
+            magnitude = np.max(np.abs(Y), axis=0)
+            magnitude = np.where(magnitude > 0, magnitude, 1.0)
+            unit = Y / magnitude
+            unit_mean = np.average(unit, axis=0, weights=sample_weight)
+            unit_scale = np.sqrt(np.average((unit - unit_mean) ** 2, axis=0, weights=sample_weight))
+            mean, scale = unit_mean * magnitude, unit_scale * magnitude
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
+        raise ValueError(
+            f"y is too large to standardise in float64 (values up to "
+            f"{float(np.max(np.abs(Y))):.3g} in magnitude); rescale y"
+        )
+    return mean, np.where(scale > 0, scale, 1.0)
+
+
+def check_finite_outputs(outputs: np.ndarray, what: str) -> None:
+    """Raise :class:`~nncv.exceptions.DivergedError` when predictions hold NaN or infinity."""
+    if not np.all(np.isfinite(outputs)):
+        from nncv.exceptions import DivergedError
+
+        raise DivergedError(
+            f"{what} hold NaN or infinity: the network's arithmetic overflowed (weights or "
+            "inputs too large for its dtype); rescale X and y or lower the learning rate"
+        )
