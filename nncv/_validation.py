@@ -102,7 +102,9 @@ def check_positive_ints(value: Any, name: str) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
-def check_finite_range(X: Any, dtype: Any, name: str = "X", *, what: str = "the network") -> None:
+def check_finite_range(
+    X: Any, dtype: Any, name: str = "X", *, what: str = "the network's dtype"
+) -> None:
     """Refuse values of ``X`` whose squares overflow ``dtype``, saying that they overflow.
 
     ``X`` is a numeric array or sparse matrix already checked for NaN and infinity.
@@ -116,10 +118,10 @@ def check_finite_range(X: Any, dtype: Any, name: str = "X", *, what: str = "the 
     limit = largest_safe_value(dtype)
     if largest > limit:
         raise ValueError(
-            f"{name} has values up to {largest:.3g} in magnitude: {what} computes in "
-            f"{np.dtype(dtype).name}, where squares of values above {limit:.3g} overflow "
-            f"(a StandardScaler's variance, the optimiser's squared gradients), so training "
-            f"would silently give NaN or one constant prediction; rescale {name} first"
+            f"{name} has values up to {largest:.3g} in magnitude, above {limit:.3g}, where "
+            f"squares overflow {np.dtype(dtype).name} ({what}): a StandardScaler's variance "
+            "or the optimiser's squared gradients would overflow, and training would "
+            f"silently give NaN or one constant prediction; rescale {name} first"
         )
 
 
@@ -170,3 +172,63 @@ def check_finite_outputs(outputs: np.ndarray, what: str) -> None:
             f"{what} hold NaN or infinity: the network's arithmetic overflowed (weights or "
             "inputs too large for its dtype); rescale X and y or lower the learning rate"
         )
+
+
+#: Estimators (or a pipeline's first step) that need numeric X: text in X is an error
+#: nncv names before fitting, rather than NumPy's "could not convert string to float".
+_NUMERIC_FIRST_STEPS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
+
+
+def _needs_numbers(estimator: Any) -> bool:
+    from sklearn.pipeline import Pipeline
+
+    first = estimator
+    while isinstance(first, Pipeline):
+        first = first.steps[0][1]
+    return hasattr(first, "iter_fit") or type(first).__name__ in _NUMERIC_FIRST_STEPS
+
+
+def check_search_data(X: Any, estimator: Any = None) -> None:
+    """What :func:`nncv.cross_validate` and :func:`nncv.tune` check in ``X`` before any fit.
+
+    A ragged list is refused; text is refused (naming X, or the DataFrame column) when the
+    estimator is an nncv network or a pipeline starting with a numeric scaler (a pipeline
+    starting with an encoder may take text); numeric values whose squares overflow
+    float64 are refused: a StandardScaler's variance would overflow into "Input X
+    contains NaN" a step later, and the network's arithmetic with it.
+    """
+    check_not_ragged(X, "X")
+    numbers_only = estimator is None or _needs_numbers(estimator)
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame
+        numeric = [c for c, kind in zip(X.columns, X.dtypes, strict=True) if kind.kind in "fiub"]
+        if len(numeric) < len(X.columns):
+            if numbers_only:
+                text = next(c for c in X.columns if c not in set(numeric))
+                raise ValueError(
+                    f"X column {text!r} is not numeric (dtype {X[text].dtype}); encode it "
+                    "first (OneHotEncoder or OrdinalEncoder in the pipeline)"
+                )
+            return
+        values = X.to_numpy() if len(numeric) else np.empty(0)
+    elif sp.issparse(X):
+        values = X.data
+    elif isinstance(X, np.ndarray):
+        values = X
+    else:
+        values = X if hasattr(X, "dtype") else None
+        if values is None:
+            try:
+                values = np.asarray(X)
+            except ValueError as error:
+                named = conversion_error(error, "X")
+                raise (named or error) from error
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiub":
+        if not numbers_only:
+            return
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            named = conversion_error(error, "X")
+            raise (named or ValueError(f"X must hold numbers only: {error}")) from error
+    check_finite_range(values, np.float64, "X", what="where scalers compute")

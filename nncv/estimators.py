@@ -259,7 +259,10 @@ class _BaseNN(BaseEstimator):
                 raise
             raise named from error
         check_finite_range(
-            validated if y is None else validated[0], dtype, "X", what=type(self).__name__
+            validated if y is None else validated[0],
+            dtype,
+            "X",
+            what=f"the dtype of {type(self).__name__}",
         )
         return validated
 
