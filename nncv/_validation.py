@@ -28,6 +28,7 @@ __all__ = [
     "check_non_negative_weights",
     "check_not_ragged",
     "check_positive_ints",
+    "check_training_data",
     "conversion_error",
     "largest_safe_value",
     "to_floats",
@@ -188,8 +189,21 @@ def _needs_numbers(estimator: Any) -> bool:
     return hasattr(first, "iter_fit") or type(first).__name__ in _NUMERIC_FIRST_STEPS
 
 
-def check_search_data(X: Any, estimator: Any = None) -> None:
+def check_training_data(X: Any, estimator: Any = None, error: type = ValueError) -> None:
     """What :func:`nncv.cross_validate` and :func:`nncv.tune` check in ``X`` before any fit.
+
+    Raises ``error`` (a ValueError subclass: ``CVSetupError``, ``SearchError``).
+    """
+    try:
+        _check_training_data(X, estimator)
+    except ValueError as problem:
+        if isinstance(problem, error):
+            raise
+        raise error(str(problem)) from problem
+
+
+def _check_training_data(X: Any, estimator: Any) -> None:
+    """The body of :func:`check_training_data`.
 
     A ragged list is refused; text is refused (naming X, or the DataFrame column) when the
     estimator is an nncv network or a pipeline starting with a numeric scaler (a pipeline
@@ -209,7 +223,8 @@ def check_search_data(X: Any, estimator: Any = None) -> None:
                     "first (OneHotEncoder or OrdinalEncoder in the pipeline)"
                 )
             return
-        values = X.to_numpy() if len(numeric) else np.empty(0)
+        # column extremes, not a copy of the frame (cross-validation keeps memory flat)
+        values = np.concatenate([X.max(axis=0).to_numpy(float), X.min(axis=0).to_numpy(float)])
     elif sp.issparse(X):
         values = X.data
     elif isinstance(X, np.ndarray):

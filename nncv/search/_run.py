@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
 from threadpoolctl import threadpool_limits
 
-from nncv._validation import check_search_data
+from nncv._validation import check_training_data
 from nncv.exceptions import DivergedError, SearchError
 from nncv.search._arguments import check_search_arguments
 from nncv.search._estimator import (
@@ -302,10 +302,7 @@ def prepare(
     except ValueError as error:
         raise SearchError(f"inconsistent inputs: {error}") from error
     estimator = default_estimator(y, classifier) if estimator is None else estimator
-    try:
-        check_search_data(X, estimator)
-    except ValueError as error:
-        raise SearchError(str(error)) from error
+    check_training_data(X, estimator, SearchError)
     space = _as_space(space)
     names = resolve_space_names(estimator, space)
     check_space_bounds(estimator, space, names, hidden_depth(estimator))
