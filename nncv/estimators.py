@@ -493,7 +493,7 @@ class _BaseNN(BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+            Per-sample weights, non-negative (a negative weight is refused).
 
         Returns
         -------
@@ -829,11 +829,23 @@ class NNClassifier(ClassifierMixin, _BaseNN):
     best_epoch_ : int
         Epoch whose weights the model holds (the last one without early stopping).
     loss_curve_ : list of float
-    validation_scores_ : list of float
-        Validation accuracy per epoch (NaN without validation data).
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch; None without validation data.
     history_ : pandas.DataFrame
         One row per epoch: epoch, loss, data_loss, val_loss, val_score, learning_rate.
     network_ : nncv.network.Network
+    coefs_, intercepts_ : list of ndarray
+        Weights ``(n_in, n_out)`` and biases of each Dense layer, in the network dtype
+        (views of the network's parameters), as ``MLPClassifier``'s.
+    n_layers_, n_outputs_ : int
+        Layers counting input and output; width of the output layer.
+    out_activation_ : {"softmax", "logistic", "identity"}
+    best_loss_ : float or None
+        Lowest training loss; None with early stopping (as ``MLPClassifier``).
+    best_validation_score_ : float or None
+        Best validation score; None without validation data.
+    t_ : int or None
+        Training samples seen (epochs × rows); None for a model read from an artifact.
 
     Examples
     --------
@@ -1015,10 +1027,12 @@ warm_start, verbose
 
     Attributes
     ----------
-    n_features_in_, feature_names_in_, n_iter_, best_epoch_, loss_curve_, history_, network_
-        As for :class:`NNClassifier`.
-    validation_scores_ : list of float
-        Validation R² per epoch.
+    n_features_in_, feature_names_in_, n_iter_, best_epoch_, loss_curve_, history_, \
+network_, coefs_, intercepts_, n_layers_, n_outputs_, out_activation_, best_loss_, \
+best_validation_score_, t_
+        As for :class:`NNClassifier` (``out_activation_`` is ``"identity"``).
+    validation_scores_ : list of float or None
+        Validation R² per epoch; None without validation data.
 
     Examples
     --------
@@ -1113,6 +1127,12 @@ warm_start, verbose
                 f"(mean {self._target_mean.tolist()}, scale {self._target_scale.tolist()}); "
                 "rescale y"
             )
+        check_finite_range(
+            standardised,
+            self.dtype,
+            "y standardised with the first fit's mean and scale",
+            what=f"the dtype of {type(self).__name__}",
+        )
         return standardised.astype(self.dtype)
 
     def partial_fit(self, X, y, sample_weight=None):

@@ -87,6 +87,14 @@ def test_regressor_refuses_targets_beyond_float64():
         NNRegressor(max_epochs=1).fit(X, y)
 
 
+def test_later_targets_overflowing_the_network_dtype_refused(diabetes):
+    """partial_fit standardises with the first call's scale: 1e25 overflows float32's MSE."""
+    X, y = diabetes
+    model = NNRegressor(hidden_layer_sizes=4, random_state=0).partial_fit(X, y)
+    with pytest.raises(ValueError, match="y standardised with the first fit's .*float32"):
+        model.partial_fit(X, y * 1e25)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_inputs_whose_squares_overflow_are_refused(dtype, iris):
     X, y = iris
