@@ -58,7 +58,7 @@ HISTORY_COLUMNS = ("epoch", "loss", "data_loss", "val_loss", "val_score", "learn
 VALIDATION_BLOCK_ROWS = 4096
 _PER_LAYER_PARAMS = ("l1", "l2", "bias_l1", "bias_l2")
 #: Integer parameters, where scikit-learn's constraints let booleans through.
-INT_PARAMS = ("batch_size", "max_epochs", "patience")
+INT_PARAMS = ("batch_size", "max_epochs", "patience", "random_state")
 
 
 def _non_negative_or_per_layer() -> list:
@@ -126,8 +126,9 @@ class _BaseNN(BaseEstimator):
         # A subclass without its own __init__ gets a copy of this one under its own name,
         # so `NNClassifier(hiden=3)` says "NNClassifier.__init__() got an unexpected ...".
         super().__init_subclass__(**kwargs)
-        if "__init__" not in vars(cls):
-            cls.__init__ = _named_init(_BaseNN.__init__, cls.__name__)
+        inherited = cls.__init__  # the nearest one: NNRegressor's own for its subclasses
+        if "__init__" not in vars(cls) and isinstance(inherited, types.FunctionType):
+            cls.__init__ = _named_init(inherited, cls.__name__)
 
     def __init__(
         self,

@@ -150,6 +150,7 @@ def test_non_finite_outputs_never_returned(cls, iris):
         {"max_epochs": True},
         {"batch_size": True},
         {"patience": True},
+        {"random_state": True},
     ],
 )
 def test_booleans_are_not_ints(params, iris):
@@ -194,6 +195,19 @@ def test_constructor_errors_name_the_class(cls):
         cls(hiden_layer_sizes=3)
     with pytest.raises(TypeError, match=rf"^{cls.__name__}\.__init__\(\) takes"):
         cls((8,), "relu")
+
+
+def test_subclasses_keep_their_parent_s_constructor_under_their_own_name():
+    class MyRegressor(NNRegressor):
+        pass
+
+    class MyClassifier(NNClassifier):
+        pass
+
+    assert MyRegressor().l2 == NNRegressor().l2 == 1e-2  # NNRegressor's defaults, not the base's
+    assert MyClassifier().get_params() == NNClassifier().get_params()
+    with pytest.raises(TypeError, match=r"^MyRegressor\.__init__\(\) got an unexpected"):
+        MyRegressor(hiden=3)
 
 
 # ------------------------------------------------------------------ MLP attributes
