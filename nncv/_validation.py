@@ -90,9 +90,9 @@ def to_floats(value: Any, name: str) -> tuple[float, ...]:
 
 
 def check_positive_ints(value: Any, name: str) -> tuple[int, ...]:
-    """One positive int or a sequence of them; booleans are refused (``True`` is not 1 unit)."""
+    """One positive int or a sequence of them (maybe empty); booleans are refused."""
     sizes = tuple(value) if np.ndim(value) else (value,)
-    if not sizes or not all(
+    if not all(
         isinstance(s, Integral | np.integer) and not isinstance(s, bool | np.bool_) and s >= 1
         for s in sizes
     ):
