@@ -14,7 +14,7 @@ import numpy as np
 
 from nncv.exceptions import SearchError
 
-__all__ = ["check_run_limits", "check_search_arguments"]
+__all__ = ["check_run_limits", "check_sample_weight_values", "check_search_arguments"]
 
 
 def _is_int(value: Any) -> bool:
@@ -71,3 +71,21 @@ def check_search_arguments(
         raise SearchError(
             f"sampler must be an optuna sampler or None, got {type(sampler).__name__}"
         )
+
+
+def check_sample_weight_values(sample_weight: Any) -> None:
+    """Numeric, finite and non-negative weights, refused before the study with their index."""
+    if sample_weight is None:
+        return
+    from nncv._validation import check_non_negative_weights
+
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise SearchError(f"sample_weight must be numeric: {error}") from error
+    if not np.all(np.isfinite(weights)):
+        raise SearchError("sample_weight must be finite (it holds NaN or infinity)")
+    try:
+        check_non_negative_weights(weights)
+    except ValueError as error:
+        raise SearchError(str(error)) from error

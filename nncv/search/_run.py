@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from nncv._validation import check_training_data
 from nncv.exceptions import DivergedError, SearchError
-from nncv.search._arguments import check_search_arguments
+from nncv.search._arguments import check_sample_weight_values, check_search_arguments
 from nncv.search._estimator import (
     default_estimator,
     hidden_depth,
@@ -310,6 +310,7 @@ def prepare(
     metrics = [metric] + [name for name in scorers if name != metric]
     network_params, preprocessing_params = route_fit_params(estimator, fit_params)
     sample_weight = network_params.get("sample_weight")
+    check_sample_weight_values(sample_weight)
     _, network = network_prefix(estimator)
     max_epochs = int(network.get_params().get("max_epochs", 100))
     pruner_obj = make_pruner(pruner, max_epochs)

@@ -156,3 +156,21 @@ def test_overflow_message_reaches_the_user_through_a_standard_scaler(iris):
     model = Pipeline([("scale", StandardScaler()), ("net", NNClassifier(max_epochs=1))])
     with pytest.raises(CVSetupError, match="overflow"):
         cross_validate(model, X * 1e300, y, cv=2)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (np.where(np.arange(150) == 7, -1.0, 1.0), "non-negative.*at index 7"),
+        (np.where(np.arange(150) == 7, np.nan, 1.0), "finite"),
+    ],
+)
+def test_bad_sample_weight_refused_before_the_study(weights, message, iris, tmp_path):
+    X, y = iris
+    storage = tmp_path / "study.log"
+    search = NNSearchCV(
+        small_classifier(max_epochs=2), SPACE, n_trials=2, cv=2, storage=str(storage)
+    )
+    with pytest.raises(SearchError, match=message):
+        search.fit(X, y, net__sample_weight=weights)
+    assert not storage.exists()
