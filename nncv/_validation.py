@@ -61,10 +61,28 @@ def check_not_ragged(X: Any, name: str = "X") -> None:
             )
 
 
-def conversion_error(error: Exception, name: str) -> ValueError | None:
-    """Rewrite NumPy's "could not convert string to float: 'a'" so it names ``name``."""
+def _text_column(X: Any) -> Any:
+    """The first non-numeric column of a DataFrame ``X`` (None for anything else)."""
+    if not (hasattr(X, "dtypes") and hasattr(X, "columns")):
+        return None
+    for column, dtype in zip(X.columns, X.dtypes, strict=True):
+        if getattr(dtype, "kind", "O") in "fiub":
+            continue
+        try:  # a categorical or object column of numbers converts
+            np.asarray(X[column], dtype=np.float64)
+        except (TypeError, ValueError):
+            return column
+    return None
+
+
+def conversion_error(error: Exception, name: str, X: Any = None) -> ValueError | None:
+    """Rewrite NumPy's "could not convert string to float: 'a'" so it names ``name``
+    (and the column, when ``X`` is a DataFrame)."""
     text = str(error)
     if "could not convert" in text or "invalid literal" in text:
+        column = _text_column(X)
+        if column is not None:
+            name = f"{name} column {column!r}"
         return ValueError(
             f"{name} must hold numbers only, but {text}; encode text columns first "
             "(OneHotEncoder or OrdinalEncoder in the pipeline)"
@@ -117,6 +135,8 @@ def check_finite_range(
     with np.errstate(all="ignore"):
         largest = float(max(abs(float(np.max(values))), abs(float(np.min(values)))))
     limit = largest_safe_value(dtype)
+    if math.isinf(largest):
+        return  # infinity: scikit-learn's own check names it ("Input X contains infinity")
     if largest > limit:
         raise ValueError(
             f"{name} has values up to {largest:.3g} in magnitude, above {limit:.3g}, where "
@@ -214,17 +234,17 @@ def _check_training_data(X: Any, estimator: Any) -> None:
     check_not_ragged(X, "X")
     numbers_only = estimator is None or _needs_numbers(estimator)
     if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame
-        numeric = [c for c, kind in zip(X.columns, X.dtypes, strict=True) if kind.kind in "fiub"]
-        if len(numeric) < len(X.columns):
+        text = _text_column(X)
+        if text is not None:
             if numbers_only:
-                text = next(c for c in X.columns if c not in set(numeric))
                 raise ValueError(
                     f"X column {text!r} is not numeric (dtype {X[text].dtype}); encode it "
                     "first (OneHotEncoder or OrdinalEncoder in the pipeline)"
                 )
             return
         # column extremes, not a copy of the frame (cross-validation keeps memory flat)
-        values = np.concatenate([X.max(axis=0).to_numpy(float), X.min(axis=0).to_numpy(float)])
+        numeric = [c for c, d in zip(X.columns, X.dtypes, strict=True) if d.kind in "fiub"]
+        values = np.array([float(f(X[c])) for c in numeric for f in (np.max, np.min)])
     elif sp.issparse(X):
         values = X.data
     elif isinstance(X, np.ndarray):

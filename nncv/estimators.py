@@ -255,7 +255,7 @@ class _BaseNN(BaseEstimator):
                     self, X, y, reset=reset, accept_sparse="csr", dtype=dtype, multi_output=True
                 )
         except ValueError as error:
-            named = conversion_error(error, "X")
+            named = conversion_error(error, "X", X)
             if named is None:
                 raise
             raise named from error

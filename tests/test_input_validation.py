@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -179,6 +180,12 @@ def test_text_in_per_layer_parameters_named(name, iris):
 def test_text_in_x_names_x(X):
     with pytest.raises(ValueError, match="X must hold numbers only.*'a'"):
         NNClassifier(max_epochs=1).fit(X, [0, 1])
+
+
+def test_text_column_of_a_dataframe_named():
+    X = pd.DataFrame({"height": [1.0, 2.0, 3.0, 4.0], "city": ["a", "b", "a", "b"]})
+    with pytest.raises(ValueError, match="X column 'city' must hold numbers only"):
+        NNClassifier(max_epochs=1).fit(X, [0, 1, 0, 1])
 
 
 def test_ragged_x_named(iris):
