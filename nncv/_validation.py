@@ -9,7 +9,8 @@ through or reports without naming the argument:
   Adam's second moment squares gradients that scale with ``X``, a scaler squares ``X`` to
   get its variance, so values above ``sqrt(finfo(dtype).max)`` overflow silently into one
   constant prediction or a NaN much later;
-- negative sample weights, which train toward maximising the loss.
+- negative sample weights, which train toward maximising the loss;
+- targets whose standardisation overflows (``y * 1e300``), and NaN/inf predictions.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import scipy.sparse as sp
 from sklearn.utils._param_validation import InvalidParameterError
 
 __all__ = [
+    "check_finite_outputs",
     "check_finite_range",
     "check_non_negative_weights",
     "check_not_ragged",
@@ -31,6 +33,7 @@ __all__ = [
     "check_training_data",
     "conversion_error",
     "largest_safe_value",
+    "standardisation",
     "to_floats",
 ]
 
@@ -146,7 +149,9 @@ def check_finite_range(
         )
 
 
-def check_non_negative_weights(sample_weight: np.ndarray | None, name: str = "sample_weight"):
+def check_non_negative_weights(
+    sample_weight: np.ndarray | None, name: str = "sample_weight"
+) -> None:
     """Refuse negative weights: they turn the loss around (training maximises it)."""
     if sample_weight is None:
         return
@@ -159,7 +164,9 @@ def check_non_negative_weights(sample_weight: np.ndarray | None, name: str = "sa
         )
 
 
-def standardisation(Y: np.ndarray, sample_weight: np.ndarray | None = None):
+def standardisation(
+    Y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, scale)`` per column of the float64 targets ``Y`` (scale 1 for a constant).
 
     Computed directly; when that overflows (``y * 1e300``: the squared deviations are not
