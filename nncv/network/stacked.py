@@ -51,10 +51,6 @@ class _StackedDense:
         self.bias_grad = grad_block[:, n_weights:]
         self.stacked = block.reshape(n_stack, n_in + 1, n_out)
         self.stacked_grad = grad_block.reshape(n_stack, n_in + 1, n_out)
-        # reshape of a strided 2-D block must stay a view (it writes the gradients in place)
-        for view in (self.weights, self.weight_grad, self.stacked, self.stacked_grad):
-            if not np.shares_memory(view, parameters) and not np.shares_memory(view, gradients):
-                raise AssertionError("stacked layer views must share the flat arrays")
 
     def forward(self, inputs, out: np.ndarray, augmented: np.ndarray | None) -> np.ndarray:
         """``inputs @ W + b`` for every network: ``inputs`` is ``[k, n, n_in]`` or a list of
@@ -302,18 +298,28 @@ class StackedOptimizer:
         self.state = {slot: np.zeros(shape, dtype) for slot in template._slots}
         self._scratch = np.empty(shape, dtype)
         self.dtype = np.dtype(dtype)
+        self._common: int | None | bool = 0
+
+    def common_step(self) -> int | None:
+        """The step count every network shares, or None when they differ."""
+        if self._common is False:
+            first = int(self.iterations[0])
+            self._common = first if (self.iterations == first).all() else None
+        return self._common
+
+    def iterations_changed(self) -> None:
+        """Call after writing :attr:`iterations` from outside."""
+        self._common = False
 
     def update(
-        self, parameters: np.ndarray, gradients: np.ndarray, learning_rates: Sequence[float]
+        self, parameters: np.ndarray, gradients: np.ndarray, learning_rates: list[float]
     ) -> None:
         """One step for every network; ``learning_rates[f]`` is network ``f``'s rate."""
         template = self.template
-        first = int(self.iterations[0])
-        uniform = bool((self.iterations == first).all()) and all(
-            rate == learning_rates[0] for rate in learning_rates
-        )
-        if uniform:  # python floats, exactly as a network trained alone
-            template.iterations = first
+        common = self.common_step()
+        if common is not None and learning_rates.count(learning_rates[0]) == len(learning_rates):
+            # Python floats, exactly as for a network trained alone.
+            template.iterations = common
             template._step(parameters, gradients, learning_rates[0], self._scratch, **self.state)
         elif isinstance(template, Adam):
             pairs = [
@@ -326,8 +332,9 @@ class StackedOptimizer:
             rate = self._column(learning_rates)
             template._step(parameters, gradients, rate, self._scratch, **self.state)
         self.iterations += 1
+        if common is not None:
+            self._common = common + 1
 
     def _column(self, values: Sequence[float]) -> np.ndarray:
         # Cast to the parameters' dtype as NumPy casts a Python float scalar (NEP 50).
         return np.asarray(values, dtype=np.float64).astype(self.dtype)[:, None]
-

@@ -71,14 +71,13 @@ class _Stack:
     def __init__(self, network: Network, optimizer: Optimizer, folds: Sequence[int]) -> None:
         self.folds = list(folds)
         self.network = StackedNetwork(network, len(self.folds))
-        self.optimizer = StackedOptimizer(
-            optimizer, self.network.parameters.shape, network.dtype
-        )
+        self.optimizer = StackedOptimizer(optimizer, self.network.parameters.shape, network.dtype)
 
     def load(self, source: _Stack, positions: np.ndarray) -> None:
         """Copy rows ``positions`` of ``source`` into this stack."""
         self.network.parameters[...] = source.network.parameters[positions]
         self.optimizer.iterations[...] = source.optimizer.iterations[positions]
+        self.optimizer.iterations_changed()
         for slot, values in self.optimizer.state.items():
             values[...] = source.optimizer.state[slot][positions]
 
@@ -86,16 +85,24 @@ class _Stack:
         """Copy this stack back into rows ``positions`` of ``target``."""
         target.network.parameters[positions] = self.network.parameters
         target.optimizer.iterations[positions] = self.optimizer.iterations
+        target.optimizer.iterations_changed()
         for slot, values in self.optimizer.state.items():
             target.optimizer.state[slot][positions] = values
 
 
 class _FoldInputs:
-    """A fold's training inputs, cast as :meth:`Trainer.iter_epochs` casts them."""
+    """A fold's training inputs, cast as :meth:`Trainer.iter_epochs` casts them.
+
+    :class:`IndexedRows` small enough to fit in one gathering chunk (:data:`GATHER_BYTES`)
+    are read and transformed once and kept: a single :class:`Trainer` holds such a chunk
+    between epochs too, and the transform being row-wise, taking rows from the kept array
+    gives the numbers it computes again every epoch.
+    """
 
     def __init__(self, inputs, dtype: np.dtype) -> None:
         self.indexed = isinstance(inputs, IndexedRows)
         self.sparse = not self.indexed and sp.issparse(inputs)
+        self.dtype = np.dtype(dtype)
         if self.indexed:
             if inputs.dtype != dtype:
                 inputs = replace(inputs, dtype=np.dtype(dtype))
@@ -106,14 +113,25 @@ class _FoldInputs:
         self.inputs = inputs
         self.n_rows = inputs.shape[0]
         self.n_features = inputs.shape[1]
+        self._kept: np.ndarray | None = None
 
-    def read(self, positions: np.ndarray | None) -> np.ndarray:
-        """Dense rows at ``positions`` (all rows when None), in the network's dtype."""
+    def read_into(self, positions: np.ndarray | None, out: np.ndarray) -> None:
+        """Write the dense rows at ``positions`` (all rows when None) into ``out``."""
+        source = self.inputs
         if self.indexed:
-            return self.inputs.read(positions)
+            if self._kept is None and self.n_rows * self.row_bytes <= GATHER_BYTES:
+                self._kept = source.read()
+            if self._kept is None:
+                np.copyto(out, source.read(positions))
+                return
+            source = self._kept
         if positions is None:
-            return self.inputs
-        return self.inputs.take(positions, axis=0)
+            np.copyto(out, source)
+        else:
+            np.take(source, positions, axis=0, out=out, mode="clip")
+
+    def release(self) -> None:
+        self._kept = None
 
 
 class StackedTrainer:
@@ -159,7 +177,13 @@ class StackedTrainer:
     2
     """
 
-    def __init__(self, trainers: Sequence[Trainer], folds: Sequence[FoldData]) -> None:
+    def __init__(
+        self,
+        trainers: Sequence[Trainer],
+        folds: Sequence[FoldData],
+        *,
+        max_stack: int | None = None,
+    ) -> None:
         self.trainers = list(trainers)
         if not self.trainers:
             raise ConfigurationError("a stack needs at least one trainer")
@@ -190,10 +214,18 @@ class StackedTrainer:
         self.running = [True] * len(self.trainers)
         self.errors: dict[int, DivergedError] = {}
         self._started = False
-        self._stack = _Stack(self._template_network, self._template_optimizer, range(len(folds)))
-        self._load_trainers()
+        if max_stack is None:
+            max_stack = auto_stack_size(first.network, first.batch_size, self._inputs)
+        if max_stack < 1:
+            raise ConfigurationError(f"max_stack must be at least 1, got {max_stack!r}")
+        self.max_stack = int(max_stack)
+        whole = _Stack(self._template_network, self._template_optimizer, range(len(folds)))
+        self._load_trainers(whole)
+        self._stacks = [whole]
+        self._fold_position = {fold: (0, fold) for fold in range(len(folds))}
         self._substacks: dict[tuple[int, ...], _Stack] = {}
         self._buffers: dict[str, np.ndarray] = {}
+        self._repack()
 
     @property
     def networks(self) -> list[Network]:
@@ -201,19 +233,18 @@ class StackedTrainer:
         return [trainer.network for trainer in self.trainers]
 
     # ----------------------------------------------------------- fold state
-    def _load_trainers(self) -> None:
-        stack = self._stack
+    def _load_trainers(self, stack: _Stack) -> None:
         for position, trainer in enumerate(self.trainers):
             stack.network.parameters[position] = trainer.network.parameters
             stack.optimizer.iterations[position] = trainer.optimizer.iterations
+            stack.optimizer.iterations_changed()
             for slot, values in stack.optimizer.state.items():
                 saved = trainer.optimizer.state.get(slot)
                 if saved and saved[0].shape == values[position].shape:
                     values[position] = saved[0]
 
-    def _sync_trainer(self, position: int, fold: int) -> None:
-        """Write stack row ``position`` into fold ``fold``'s own network and optimiser."""
-        stack = self._stack
+    def _sync_trainer(self, stack: _Stack, position: int, fold: int) -> None:
+        """Write ``stack``'s row ``position`` into fold ``fold``'s own network and optimiser."""
         trainer = self.trainers[fold]
         trainer.network.set_parameters(stack.network.parameters[position])
         optimizer = trainer.optimizer
@@ -232,17 +263,36 @@ class StackedTrainer:
             callback.on_train_end(self.trainers[fold])
 
     def _repack(self) -> None:
-        """Keep only the running folds in the working stack."""
-        old = self._stack
-        keep = [p for p, f in enumerate(old.folds) if self.running[f]]
-        if len(keep) == len(old.folds):
+        """Lay the running folds out as stacks of at most :attr:`max_stack` folds each."""
+        running = [f for stack in self._stacks for f in stack.folds if self.running[f]]
+        n_stacks = -(-len(running) // self.max_stack)
+        sizes = [len(running) // n_stacks + (i < len(running) % n_stacks) for i in range(n_stacks)]
+        layout = []
+        start = 0
+        for size in sizes:
+            layout.append(running[start : start + size])
+            start += size
+        if layout == [stack.folds for stack in self._stacks]:
             return
+        stacks = []
+        for folds in layout:
+            new = _Stack(self._template_network, self._template_optimizer, folds)
+            for position, fold in enumerate(folds):
+                old_stack, old_position = self._fold_position[fold]
+                single = self._stacks[old_stack]
+                new.network.parameters[position] = single.network.parameters[old_position]
+                new.optimizer.iterations[position] = single.optimizer.iterations[old_position]
+                new.optimizer.iterations_changed()
+                for slot, values in new.optimizer.state.items():
+                    values[position] = single.optimizer.state[slot][old_position]
+            stacks.append(new)
+        self._stacks = stacks
+        self._fold_position = {
+            fold: (index, position)
+            for index, stack in enumerate(stacks)
+            for position, fold in enumerate(stack.folds)
+        }
         self._substacks = {}
-        if not keep:
-            return
-        new = _Stack(self._template_network, self._template_optimizer, [old.folds[p] for p in keep])
-        new.load(old, np.asarray(keep))
-        self._stack = new
 
     # --------------------------------------------------------------- public
     def advance(self, n_epochs: int) -> Iterator[list[Record | None]]:
@@ -273,6 +323,8 @@ class StackedTrainer:
                 self._stop(fold)
         self._substacks = {}
         self._buffers = {}
+        for fold in self._inputs:
+            fold.release()
 
     def __enter__(self) -> StackedTrainer:
         return self
@@ -282,23 +334,25 @@ class StackedTrainer:
 
     # ---------------------------------------------------------------- epochs
     def _epoch(self) -> list[Record | None]:
-        stack = self._stack
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss_sums, weight_sums, rates = self._train_one_epoch(stack)
+        sums = {}
+        for stack in self._stacks:  # the folds are independent: stack after stack
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss_sums, weight_sums, rates = self._train_one_epoch(stack)
+            for position, fold in enumerate(stack.folds):
+                sums[fold] = (loss_sums[position], weight_sums[position], rates[position])
+                self._sync_trainer(stack, position, fold)
         records: list[Record | None] = [None] * len(self.trainers)
-        for position, fold in enumerate(stack.folds):
-            self._sync_trainer(position, fold)
+        for fold in sorted(sums):
+            loss_sum, weight_sum, rate = sums[fold]
             trainer = self.trainers[fold]
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 regularisation = trainer.network.regularisation_loss()
-            data_loss = float(loss_sums[position]) / max(
-                float(weight_sums[position]), np.finfo(np.float64).tiny
-            )
+            data_loss = float(loss_sum) / max(float(weight_sum), np.finfo(np.float64).tiny)
             trainer.epochs_done += 1
             if not (math.isfinite(data_loss) and math.isfinite(regularisation)):
                 self.errors[fold] = DivergedError(
                     f"training diverged at epoch {trainer.epochs_done}: the loss became "
-                    f"{data_loss + regularisation} (learning rate {rates[position]:g}); "
+                    f"{data_loss + regularisation} (learning rate {rate:g}); "
                     "lower the learning rate or add decay"
                 )
                 self._stop(fold)
@@ -309,7 +363,7 @@ class StackedTrainer:
                 "data_loss": data_loss,
                 "val_loss": math.nan,
                 "val_score": math.nan,
-                "learning_rate": rates[position],
+                "learning_rate": rate,
             }
             if self._validation[fold] is not None:
                 inputs, targets, *rest = self._validation[fold]
@@ -337,13 +391,19 @@ class StackedTrainer:
 
     def _train_one_epoch(self, stack: _Stack) -> tuple[np.ndarray, np.ndarray, list[float]]:
         """One pass of every fold in ``stack`` over its data; per-fold loss sums, weight
-        sums and last learning rates."""
+        sums and last learning rates.
+
+        Each fold's rows are gathered a chunk at a time (about :data:`GATHER_BYTES`, a whole
+        number of batches) into row ``f`` of ``[n_stack, chunk_rows, ...]`` buffers, in the
+        order of the fold's own permutation; a step takes the next ``width`` rows of every
+        fold.
+        """
         folds = stack.folds
         n_stack = len(folds)
         inputs = [self._inputs[f] for f in folds]
         n_rows = [fold.n_rows for fold in inputs]
         batch_rows = [n if self.batch_size is None else min(self.batch_size, n) for n in n_rows]
-        width = max(batch_rows)  # rows per batch slot; full-batch folds may use fewer
+        width = max(batch_rows)  # rows per step; a full-batch fold may have fewer
         orders: list[np.ndarray | None] = []
         for fold, n, rows in zip(folds, n_rows, batch_rows, strict=True):
             # The draw a single Trainer makes at the start of the epoch, from the same generator.
@@ -358,15 +418,14 @@ class StackedTrainer:
         row_bytes = max(fold.row_bytes for fold in inputs)
         chunk_rows = width * max(1, GATHER_BYTES // row_bytes // width)
         chunk_rows = min(chunk_rows, -(-max(n_rows) // width) * width)
-        slots = chunk_rows // width
         n_features = inputs[0].n_features
         x_buffer = None
         if not sparse:
-            x_buffer = self._buffer("inputs", (slots, n_stack, width, n_features), self.dtype)
-        y_buffer = self._buffer("targets", (slots, n_stack, width, n_outputs), self.dtype)
+            x_buffer = self._buffer("inputs", (n_stack, chunk_rows, n_features), self.dtype)
+        y_buffer = self._buffer("targets", (n_stack, chunk_rows, n_outputs), self.dtype)
         w_buffer = None
         if weighted:
-            w_buffer = self._buffer("weights", (slots, n_stack, width), np.float64)
+            w_buffer = self._buffer("weights", (n_stack, chunk_rows), np.float64)
         loss_sums = np.zeros(n_stack)
         weight_sums = np.zeros(n_stack)
         rates = [math.nan] * n_stack
@@ -377,31 +436,32 @@ class StackedTrainer:
             ):
                 if length == 0:
                     continue
-                positions = None
-                if order is not None:
-                    positions = order[chunk_start : chunk_start + length]
-                elif chunk_start or length != n_rows[position]:  # pragma: no cover
-                    positions = np.arange(chunk_start, chunk_start + length)
-                targets = self._targets[fold]
-                rows = positions if positions is not None else slice(None)
-                _scatter(y_buffer, position, targets[rows], width)
-                if weighted:
-                    _scatter(w_buffer, position, self._weights[fold][rows], width)
-                if not sparse:
-                    _scatter(x_buffer, position, inputs[position].read(positions), width)
-            n_slots = -(-max(lengths) // width)
-            for slot in range(n_slots):
-                counts = [min(max(length - slot * width, 0), width) for length in lengths]
-                start = chunk_start + slot * width
+                positions = None if order is None else order[chunk_start : chunk_start + length]
+                for source, buffer in (
+                    (self._targets[fold], y_buffer),
+                    (self._weights[fold], w_buffer),
+                ):
+                    if buffer is None:
+                        continue
+                    if positions is None:
+                        np.copyto(buffer[position, :length], source)
+                    else:
+                        np.take(
+                            source, positions, axis=0, out=buffer[position, :length], mode="clip"
+                        )
+                if x_buffer is not None:
+                    inputs[position].read_into(positions, x_buffer[position, :length])
+            for start in range(0, max(lengths), width):
+                stop = start + width
+                counts = [min(max(length - start, 0), width) for length in lengths]
+                row = chunk_start + start
                 self._step(
                     stack,
                     counts,
-                    x_buffer[slot] if x_buffer is not None else None,
-                    [matrix[start : start + width] for matrix in sparse_inputs]
-                    if sparse
-                    else None,
-                    y_buffer[slot],
-                    w_buffer[slot] if w_buffer is not None else None,
+                    None if x_buffer is None else x_buffer[:, start:stop],
+                    [matrix[row : row + width] for matrix in sparse_inputs] if sparse else None,
+                    y_buffer[:, start:stop],
+                    None if w_buffer is None else w_buffer[:, start:stop],
                     loss_sums,
                     weight_sums,
                     rates,
@@ -421,9 +481,7 @@ class StackedTrainer:
         n_stack = len(counts)
         totals = None
         if w_slot is not None:
-            totals = np.array(
-                [w_slot[p, :c].sum(dtype=np.float64) for p, c in enumerate(counts)]
-            )
+            totals = np.array([w_slot[p, :c].sum(dtype=np.float64) for p, c in enumerate(counts)])
         width = y_slot.shape[1]
         if all(c == width for c in counts) and (totals is None or bool((totals > 0).all())):
             self._run(stack, slice(None), width, x_slot, sparse_slot, y_slot, w_slot, totals,
@@ -439,14 +497,14 @@ class StackedTrainer:
             if len(positions) == n_stack:
                 sub, selection = stack, slice(None)
             else:
-                sub = self._substacks.get(key)
+                sub = self._substacks.get((id(stack), key))
                 if sub is None:
                     sub = _Stack(
                         self._template_network,
                         self._template_optimizer,
                         [stack.folds[p] for p in positions],
                     )
-                    self._substacks[key] = sub
+                    self._substacks[(id(stack), key)] = sub
                 sub.load(stack, index)
                 selection = index
             x_part = None if x_slot is None else x_slot[selection, :count]
@@ -480,15 +538,16 @@ class StackedTrainer:
             dots = [float(np.dot(losses[i], w[i])) for i in range(len(trainers))]
             loss_sums[positions] += dots
             weight_sums[positions] += totals
-        iterations = stack.optimizer.iterations
+        common = stack.optimizer.common_step()
         epochs = [trainer.epochs_done for trainer in trainers]
-        if (iterations == iterations[0]).all() and epochs.count(epochs[0]) == len(epochs):
-            rate = trainers[0].schedule.rate(int(iterations[0]), epochs[0])
-            step_rates = [rate] * len(trainers)
+        if common is not None and epochs.count(epochs[0]) == len(epochs):
+            step_rates = [trainers[0].schedule.rate(common, epochs[0])] * len(trainers)
         else:
             step_rates = [
                 trainer.schedule.rate(int(step), epoch)
-                for trainer, step, epoch in zip(trainers, iterations, epochs, strict=True)
+                for trainer, step, epoch in zip(
+                    trainers, stack.optimizer.iterations, epochs, strict=True
+                )
             ]
         stack.optimizer.update(network.parameters, network.gradients, step_rates)
         if isinstance(positions, slice):
@@ -498,15 +557,19 @@ class StackedTrainer:
                 rates[position] = rate
 
 
-def _scatter(buffer: np.ndarray, position: int, values: np.ndarray, width: int) -> None:
-    """Lay ``values`` (rows in order) into ``buffer[:, position]`` batch slot by batch slot."""
-    n_full, rest = divmod(len(values), width)
-    if n_full:
-        buffer[:n_full, position] = values[: n_full * width].reshape(
-            n_full, width, *values.shape[1:]
-        )
-    if rest:
-        buffer[n_full, position, :rest] = values[n_full * width :]
+#: Working-set budget of one stack: as many folds as keep ``batch rows x widest layer`` of
+#: every fold's activations within about this many bytes go into one stack (at least one).
+#: Small batches stack all folds (the per-batch overhead dominates); large ones stack few,
+#: so that a step's buffers stay in the CPU cache.
+STACK_BYTES = 2**19
+
+
+def auto_stack_size(network: Network, batch_size: int | None, inputs=()) -> int:
+    """How many folds to stack at most, from :data:`STACK_BYTES`."""
+    n_rows = max((fold.n_rows for fold in inputs), default=1)
+    rows = n_rows if batch_size is None else min(batch_size, n_rows)
+    width = max(network.n_inputs, *network.hidden_layer_sizes, network.n_outputs)
+    return max(1, STACK_BYTES // max(1, rows * width * network.dtype.itemsize))
 
 
 def _check_one_configuration(trainers: Sequence[Trainer]) -> None:
