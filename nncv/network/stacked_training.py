@@ -451,9 +451,12 @@ class StackedTrainer:
                         )
                 if x_buffer is not None:
                     inputs[position].read_into(positions, x_buffer[position, :length])
+            shortest = min(lengths)
             for start in range(0, max(lengths), width):
                 stop = start + width
-                counts = [min(max(length - start, 0), width) for length in lengths]
+                counts = None  # every fold has a whole batch here: the common case
+                if stop > shortest:
+                    counts = [min(max(length - start, 0), width) for length in lengths]
                 row = chunk_start + start
                 self._step(
                     stack,
@@ -473,20 +476,27 @@ class StackedTrainer:
     ) -> None:
         """One mini-batch step of every fold that has a batch in this slot.
 
+        ``counts[p]`` is the number of rows of stack row ``p``'s batch (None: all whole).
         Folds whose batches have the same number of rows (and, with sample weights, a
         positive total weight: a single trainer skips a batch without) run as one stack:
         the whole working stack when that is all of them, else a smaller stack copied out
         and back.
         """
-        n_stack = len(counts)
+        n_stack, width = y_slot.shape[:2]
         totals = None
         if w_slot is not None:
-            totals = np.array([w_slot[p, :c].sum(dtype=np.float64) for p, c in enumerate(counts)])
-        width = y_slot.shape[1]
-        if all(c == width for c in counts) and (totals is None or bool((totals > 0).all())):
+            totals = np.array(
+                [
+                    w_slot[p, : width if counts is None else counts[p]].sum(dtype=np.float64)
+                    for p in range(n_stack)
+                ]
+            )
+        if counts is None and (totals is None or bool((totals > 0).all())):
             self._run(stack, slice(None), width, x_slot, sparse_slot, y_slot, w_slot, totals,
                       loss_sums, weight_sums, rates)  # fmt: skip
             return
+        if counts is None:
+            counts = [width] * n_stack
         groups: dict[int, list[int]] = {}
         for position, count in enumerate(counts):
             if count > 0 and (totals is None or totals[position] > 0):
