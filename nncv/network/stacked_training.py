@@ -93,13 +93,13 @@ class _Stack:
 class _FoldInputs:
     """A fold's training inputs, cast as :meth:`Trainer.iter_epochs` casts them.
 
-    :class:`IndexedRows` small enough to fit in one gathering chunk (:data:`GATHER_BYTES`)
-    are read and transformed once and kept: a single :class:`Trainer` holds such a chunk
-    between epochs too, and the transform being row-wise, taking rows from the kept array
-    gives the numbers it computes again every epoch.
+    :class:`IndexedRows` of at most ``keep_bytes`` (the stack's share of
+    :data:`GATHER_BYTES`) are read and transformed once and kept: a single :class:`Trainer`
+    holds a chunk of that size between epochs too, and the transform being row-wise, taking
+    rows from the kept array gives the numbers it computes again every epoch.
     """
 
-    def __init__(self, inputs, dtype: np.dtype) -> None:
+    def __init__(self, inputs, dtype: np.dtype, keep_bytes: int) -> None:
         self.indexed = isinstance(inputs, IndexedRows)
         self.sparse = not self.indexed and sp.issparse(inputs)
         self.dtype = np.dtype(dtype)
@@ -113,13 +113,14 @@ class _FoldInputs:
         self.inputs = inputs
         self.n_rows = inputs.shape[0]
         self.n_features = inputs.shape[1]
+        self.keep = self.indexed and self.n_rows * self.row_bytes <= keep_bytes
         self._kept: np.ndarray | None = None
 
     def read_into(self, positions: np.ndarray | None, out: np.ndarray) -> None:
         """Write the dense rows at ``positions`` (all rows when None) into ``out``."""
         source = self.inputs
         if self.indexed:
-            if self._kept is None and self.n_rows * self.row_bytes <= GATHER_BYTES:
+            if self._kept is None and self.keep:
                 self._kept = source.read()
             if self._kept is None:
                 np.copyto(out, source.read(positions))
@@ -146,7 +147,20 @@ class StackedTrainer:
         differs). They are updated in place: after each epoch every trainer holds exactly
         the state training its fold alone with :meth:`Trainer.iter_epochs` would reach.
     folds : sequence of FoldData
-        Each fold's training data (and optional validation data).
+        Each fold's training data (and optional validation data). Rows read by index
+        (:class:`IndexedRows`) are read a chunk at a time, about :data:`GATHER_BYTES` for
+        the whole stack, or read once and kept when the stack's folds fit in that much.
+    max_stack : int, optional
+        Most folds trained as one stack; more folds run as several stacks one after
+        another (each fold's numbers do not depend on it). By default as many as keep a
+        step's activations within :data:`STACK_BYTES` (all folds for small batches and
+        layers; few for large ones, whose steps are not dominated by call overhead).
+
+    Notes
+    -----
+    Batch normalisation is not supported yet: a stack would hold each fold's running
+    statistics as ``[k, width]`` rows beside its parameters, the way the optimiser state is
+    held here.
 
     Attributes
     ----------
@@ -198,10 +212,23 @@ class StackedTrainer:
         self._template_network = first.network
         self._template_optimizer = copy.copy(first.optimizer)
         self._template_optimizer.state = {}
-        self._inputs = [_FoldInputs(fold.inputs, self.dtype) for fold in folds]
+        keep_bytes = GATHER_BYTES // len(folds)
+        self._inputs = [_FoldInputs(fold.inputs, self.dtype, keep_bytes) for fold in folds]
         if len({fold.sparse for fold in self._inputs}) > 1:
             raise ConfigurationError("the folds of a stack must be all sparse or all dense")
         self._targets = [np.asarray(fold.targets, dtype=self.dtype) for fold in folds]
+        network = first.network
+        for fold, (inputs, targets) in enumerate(zip(self._inputs, self._targets, strict=True)):
+            if inputs.n_features != network.n_inputs:
+                raise ConfigurationError(
+                    f"fold {fold} has {inputs.n_features} features, the network takes "
+                    f"{network.n_inputs}"
+                )
+            if targets.ndim != 2 or targets.shape[1] != network.n_outputs:
+                raise ConfigurationError(
+                    f"fold {fold}'s targets have shape {targets.shape}; the network needs "
+                    f"(n_rows, {network.n_outputs})"
+                )
         self._weights = [fold.sample_weight for fold in folds]
         if len({w is None for w in self._weights}) > 1:
             raise ConfigurationError("give sample weights for every fold of a stack or for none")
@@ -415,7 +442,8 @@ class StackedTrainer:
                 sparse_inputs.append(fold.inputs if order is None else fold.inputs[order])
         weighted = self._weights[folds[0]] is not None
         n_outputs = self._targets[folds[0]].shape[1]
-        row_bytes = max(fold.row_bytes for fold in inputs)
+        # The stack gathers about GATHER_BYTES of rows in all, as one trainer does alone.
+        row_bytes = max(fold.row_bytes for fold in inputs) * n_stack
         chunk_rows = width * max(1, GATHER_BYTES // row_bytes // width)
         chunk_rows = min(chunk_rows, -(-max(n_rows) // width) * width)
         n_features = inputs[0].n_features

@@ -18,7 +18,15 @@ import pytest
 import scipy.sparse as sp
 
 from nncv.exceptions import ConfigurationError
-from nncv.network import EarlyStopping, Network, Trainer, metrics, optimizers, schedules
+from nncv.network import (
+    EarlyStopping,
+    Network,
+    Trainer,
+    metrics,
+    optimizers,
+    schedules,
+    stacked_training,
+)
 from nncv.network.stacked import StackedNetwork
 from nncv.network.stacked_training import FoldData, StackedTrainer
 from nncv.network.training import IndexedRows
@@ -193,6 +201,20 @@ def test_rows_read_by_index_match(batch_size):
     _assert_same(_alone(folds, 3, **params), _stacked(folds, 3, **params)[0])
 
 
+@pytest.mark.parametrize("inputs", ["indexed", "dense"])
+def test_rows_gathered_in_several_chunks_match(monkeypatch, inputs):
+    # A budget of a few batches per chunk: rows are read chunk by chunk (not kept), and the
+    # chunks of unequal folds end at different steps.
+    monkeypatch.setattr(stacked_training, "GATHER_BYTES", 4 * 8 * N_FEATURES * 16)
+    X, Y = _data()
+    weights = np.random.default_rng(5).uniform(0.5, 1.5, N_ROWS)
+    folds = _fold_data(X, Y, inputs=inputs, weights=weights)
+    params = {"batch_size": 8, "dropout": 0.1}
+    trainers, _, stack = _stacked(folds, 2, **params)
+    assert not any(fold.keep for fold in stack._inputs)
+    _assert_same(_alone(folds, 2, **params), trainers)
+
+
 def test_full_batch_of_unequal_folds_matches():
     X, Y = _data()
     folds = _fold_data(X, Y)
@@ -300,6 +322,12 @@ def test_folds_of_different_configurations_are_refused():
         StackedTrainer([_trainer(0), _trainer(1, batch_size=7)], folds)
     with pytest.raises(ConfigurationError, match="2 trainers but 1 folds"):
         StackedTrainer([_trainer(0), _trainer(1)], folds[:1])
+    with pytest.raises(ConfigurationError, match="fold 1 has 5 features"):
+        StackedTrainer([_trainer(0), _trainer(1)], [folds[0], FoldData(X[:9, :5], Y[:9])])
+    with pytest.raises(ConfigurationError, match="fold 1's targets have shape"):
+        StackedTrainer([_trainer(0), _trainer(1)], [folds[0], FoldData(X[:9], Y[:9, :2])])
+    with pytest.raises(ConfigurationError, match="all sparse or all dense"):
+        StackedTrainer([_trainer(0), _trainer(1)], [folds[0], FoldData(sp.csr_matrix(X), Y)])
     with pytest.raises(ConfigurationError, match="max_stack"):
         StackedTrainer([_trainer(0), _trainer(1)], folds, max_stack=0)
 
