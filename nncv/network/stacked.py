@@ -256,7 +256,7 @@ class StackedNetwork:
         """Forward, loss and backward for one batch per network; the per-sample data losses
         as ``[n_stack, n_rows]``.
 
-        ``targets`` is ``[n_stack, n_rows, n_outputs]``; ``scale`` is ``1 / n_rows`` or
+        ``targets`` is ``[n_stack, n_rows, n_outputs]``; ``scale`` is ``1 / n_rows`` (a float) or
         ``[n_stack, n_rows, 1]`` of ``w / sum(w)`` per network (as in
         :meth:`Network.compute_gradients`).
         """
@@ -265,7 +265,7 @@ class StackedNetwork:
         flat_outputs = outputs.reshape(-1, n_outputs)
         flat_targets = targets.reshape(-1, n_outputs)
         losses = self.loss.per_sample(flat_outputs, flat_targets)
-        if not np.isscalar(scale):
+        if type(scale) is not float:
             scale = scale.reshape(-1, 1)
         self.loss.gradient(flat_outputs, flat_targets, scale)
         self.backward(outputs)

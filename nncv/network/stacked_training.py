@@ -70,6 +70,8 @@ class _Stack:
 
     def __init__(self, network: Network, optimizer: Optimizer, folds: Sequence[int]) -> None:
         self.folds = list(folds)
+        self.trainers: list[Trainer] | None = None  # set on the first step
+        self.rngs: list[np.random.Generator] = []
         self.network = StackedNetwork(network, len(self.folds))
         self.optimizer = StackedOptimizer(optimizer, self.network.parameters.shape, network.dtype)
 
@@ -563,8 +565,10 @@ class StackedTrainer:
         """Forward, backward and update of ``stack`` on one batch of ``count`` rows per fold;
         ``positions`` are its folds' rows in the epoch's per-fold sums."""
         network = stack.network
-        trainers = [self.trainers[f] for f in stack.folds]
-        rngs = [trainer.rng for trainer in trainers]
+        if stack.trainers is None:
+            stack.trainers = [self.trainers[f] for f in stack.folds]
+            stack.rngs = [trainer.rng for trainer in stack.trainers]
+        trainers, rngs = stack.trainers, stack.rngs
         inputs = sparse if sparse is not None else x
         if w is None:
             losses = network.compute_gradients(inputs, y, 1.0 / count, rngs)
