@@ -22,12 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from nncv.exceptions import ConfigurationError
 from nncv.network._constants import ones
 from nncv.network.activations import ACTIVATIONS, DERIVATIVES
 from nncv.network.layers import Activation, Dense, Dropout
-from nncv.network.model import STACKED_BIAS_MAX_WIDTH_RATIO, Network
+from nncv.network.model import PREDICT_CHUNK_ROWS, STACKED_BIAS_MAX_WIDTH_RATIO, Network
 from nncv.network.optimizers import Adam, Optimizer
 
 __all__ = ["StackedNetwork", "StackedOptimizer"]
@@ -271,6 +272,29 @@ class StackedNetwork:
         self.backward(outputs)
         self.add_regularisation_gradient()
         return losses.reshape(n_stack, n_rows)
+
+    def predict(self, inputs) -> np.ndarray:
+        """Every network's outputs for the same ``inputs`` (dropout off), as a new
+        ``[n_stack, n_rows, n_outputs]`` array: ``result[f]`` equals network ``f``'s
+        :meth:`Network.predict`, computed in its chunks of
+        :data:`~nncv.network.model.PREDICT_CHUNK_ROWS` rows (a fold ensemble's one pass).
+
+        ``inputs`` is an ``(n_rows, n_inputs)`` array or a CSR matrix, in any float dtype.
+        """
+        n_rows = inputs.shape[0]
+        sparse = type(inputs) is not np.ndarray and sp.issparse(inputs)
+        if inputs.dtype != self.dtype:
+            inputs = inputs.astype(self.dtype)
+        result = np.empty((self.n_stack, n_rows, self.template.n_outputs), self.dtype)
+        for start in range(0, n_rows, PREDICT_CHUNK_ROWS):
+            stop = min(start + PREDICT_CHUNK_ROWS, n_rows)
+            chunk = inputs[start:stop]
+            if sparse:
+                stacked = [chunk] * self.n_stack
+            else:
+                stacked = np.broadcast_to(chunk, (self.n_stack, *chunk.shape))
+            result[:, start:stop] = self.forward(stacked)
+        return result
 
 
 class StackedOptimizer:

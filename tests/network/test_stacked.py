@@ -27,6 +27,8 @@ from nncv.network import (
     schedules,
     stacked_training,
 )
+from nncv.network import model as model_module
+from nncv.network import stacked as stacked_module
 from nncv.network.stacked import StackedNetwork
 from nncv.network.stacked_training import FoldData, StackedTrainer
 from nncv.network.training import IndexedRows
@@ -346,3 +348,25 @@ def test_stacked_network_forward_equals_each_network_forward():
     outputs = stack.forward(inputs).copy()
     for row, network in enumerate(networks):
         assert np.array_equal(outputs[row], network.predict(inputs[row]))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_inputs", [N_FEATURES, 40])  # bias folded into the product, or not
+def test_stacked_predict_equals_each_network_predict(monkeypatch, sparse, n_inputs):
+    monkeypatch.setattr(stacked_module, "PREDICT_CHUNK_ROWS", 16)
+    monkeypatch.setattr(model_module, "PREDICT_CHUNK_ROWS", 16)
+    networks = []
+    for seed in range(3):
+        network = Network(n_inputs, [9], 2, loss="sigmoid_cross_entropy", dropout=0.5)
+        network.initialize(np.random.default_rng(seed))
+        networks.append(network)
+    stack = StackedNetwork(networks[0], 3)
+    for row, network in enumerate(networks):
+        stack.parameters[row] = network.parameters
+    inputs = np.random.default_rng(9).normal(size=(50, n_inputs))
+    if sparse:
+        inputs = sp.csr_matrix(np.where(inputs > 0.5, inputs, 0.0))
+    outputs = stack.predict(inputs)
+    assert outputs.shape == (3, 50, 2) and outputs.dtype == np.float32
+    for row, network in enumerate(networks):
+        assert np.array_equal(outputs[row], network.predict(inputs))
