@@ -231,7 +231,13 @@ class StackedTrainer:
                     f"fold {fold}'s targets have shape {targets.shape}; the network needs "
                     f"(n_rows, {network.n_outputs})"
                 )
-        self._weights = [fold.sample_weight for fold in folds]
+        self._weights = [
+            None if fold.sample_weight is None else np.asarray(fold.sample_weight) for fold in folds
+        ]
+        # Batches of weights are gathered in the weights' own dtype, as a single trainer
+        # gathers them (folds of different weight dtypes share the common one).
+        given = [w.dtype for w in self._weights if w is not None]
+        self._weight_dtype = np.result_type(*given) if given else None
         if len({w is None for w in self._weights}) > 1:
             raise ConfigurationError("give sample weights for every fold of a stack or for none")
         self._validation = [fold.validation_data for fold in folds]
@@ -455,7 +461,7 @@ class StackedTrainer:
         y_buffer = self._buffer("targets", (n_stack, chunk_rows, n_outputs), self.dtype)
         w_buffer = None
         if weighted:
-            w_buffer = self._buffer("weights", (n_stack, chunk_rows), np.float64)
+            w_buffer = self._buffer("weights", (n_stack, chunk_rows), self._weight_dtype)
         loss_sums = np.zeros(n_stack)
         weight_sums = np.zeros(n_stack)
         rates = [math.nan] * n_stack

@@ -188,6 +188,15 @@ def test_sample_weights_match_including_a_batch_without_weight():
     assert alone[1].optimizer.iterations < 3 * math.ceil(len(FOLD_ROWS[1]) / 8)
 
 
+@pytest.mark.parametrize("weight_dtype", [np.float32, np.int64])
+def test_float32_and_integer_sample_weights_match(weight_dtype):
+    X, Y = _data()
+    weights = np.random.default_rng(4).integers(0, 4, N_ROWS).astype(weight_dtype)
+    folds = _fold_data(X, Y, weights=weights, dtype=np.float32)
+    params = {"dtype": np.float32, "batch_size": 16}
+    _assert_same(_alone(folds, 2, **params), _stacked(folds, 2, **params)[0])
+
+
 def test_sparse_inputs_match():
     X, Y = _data()
     folds = _fold_data(X, Y, inputs="sparse")
