@@ -20,6 +20,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
+from nncv._validation import check_training_data
 from nncv.cv.fold import final_step, fit_fold
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import base_seed, fold_seed, make_splits, shuffle_seed
@@ -233,6 +234,7 @@ def cross_validate(
         raise CVSetupError(f"estimator must have a fit method, got {type(estimator).__name__}")
     if error_score != "raise" and not isinstance(error_score, (int, float)):
         raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
+    check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
     X, y, groups = check_data(X, y, groups)
     n_samples = _num_samples(X)
     sample_weight = check_sample_weight(sample_weight, n_samples)

@@ -22,14 +22,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
 from threadpoolctl import threadpool_limits
 
+from nncv._validation import check_training_data
 from nncv.cv.crossval import check_data
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import derive_seed, make_splits
 from nncv.exceptions import CVSetupError, DivergedError, SearchError
 from nncv.pipeline import default_estimator
+from nncv.search._arguments import check_sample_weight_values, check_search_arguments
 from nncv.search._components import (
     StorageSpec,
-    check_sampler,
     make_pruner,
     make_sampler,
     make_storage,
@@ -43,6 +44,7 @@ from nncv.search._estimator import (
 from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
+from nncv.search._space_check import check_space_bounds
 from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
 from nncv.search.space import SearchSpace
 
@@ -270,34 +272,37 @@ def prepare(
     pruner, sampler, storage = settings.pruner, settings.sampler, settings.storage
     study_name, n_workers = settings.study_name, settings.n_workers
     random_state = settings.random_state
-    check_sampler(sampler)
+    check_search_arguments(
+        n_workers=n_workers,
+        random_state=random_state,
+        study_name=study_name,
+        cv=cv,
+        sampler=sampler,
+    )
     if y is None:
         raise SearchError("y is required: a search scores predictions against it")
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int | np.integer) or n_workers < 1:
-        raise SearchError(f"n_workers must be a positive integer, got {n_workers!r}")
-    if random_state is not None and (
-        isinstance(random_state, bool) or not isinstance(random_state, int | np.integer)
-    ):
-        raise SearchError(f"random_state must be an int or None, got {random_state!r}")
     fit_params = dict(fit_params or {})
+    if estimator is None:
+        try:
+            estimator = default_estimator(y, task)
+        except ValueError as error:
+            raise SearchError(str(error)) from error
+    check_training_data(X, estimator, SearchError)  # ragged, text, overflowing values
     X, y, groups = check_data(X, y, groups)
     try:
         per_sample = [v for v in fit_params.values() if hasattr(v, "shape") or isinstance(v, list)]
         check_consistent_length(X, y, *per_sample)
     except ValueError as error:
         raise CVSetupError(f"inconsistent inputs: {error}") from error
-    if estimator is None:
-        try:
-            estimator = default_estimator(y, task)
-        except ValueError as error:
-            raise SearchError(str(error)) from error
     space = _as_space(space)
     names = resolve_space_names(estimator, space)
+    check_space_bounds(estimator, space, names, hidden_depth(estimator))
     scorers = build_scorers(estimator, scoring)
     metric = choose_metric(scorers, refit_metric)
     metrics = [metric] + [name for name in scorers if name != metric]
     network_params, preprocessing_params = route_fit_params(estimator, fit_params)
     sample_weight = network_params.get("sample_weight")
+    check_sample_weight_values(sample_weight)
     _, network = network_prefix(estimator)
     max_epochs = int(network.get_params().get("max_epochs", 100))
     pruner_obj = make_pruner(pruner, max_epochs)

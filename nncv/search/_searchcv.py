@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from nncv.cv.scoring import build_scorers, score_fold
 from nncv.exceptions import SearchError
+from nncv.search._arguments import check_run_limits
 from nncv.search._result import TuneResult, cv_results, trials_frame
 from nncv.search._run import prepare
 from nncv.search._settings import SearchSettings
@@ -161,6 +162,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         self
         """
+        check_run_limits(self.n_trials, self.timeout)
         if self.refit is not True and self.refit is not False and not isinstance(self.refit, str):
             raise SearchError(f"refit must be True, False or a scorer name, got {self.refit!r}")
         study_name = self.study_name
