@@ -281,6 +281,10 @@ def cv_command(
 # ---------------------------------------------------------------- tune, worker
 
 
+#: CLI option names that differ from the search settings' fields (nncv.search.SearchSettings).
+_SETTING_NAMES = {"trials": "n_trials", "workers": "n_workers", "seed": "random_state"}
+
+
 def _tune(
     *,
     data: str,
@@ -289,18 +293,16 @@ def _tune(
     scaler: str,
     param: list[str] | None,
     space: Path | None,
-    trials: int,
-    timeout: float | None,
-    cv: int,
     scoring: list[str] | None,
-    pruner: str,
-    sampler: str,
-    storage: str | None,
-    study_name: str | None,
-    workers: int,
-    seed: int | None,
     refit: bool,
+    **options: Any,
 ) -> Any:
+    """``nncv.tune`` on the data, with the CLI's options as search settings.
+
+    ``options`` are the command's other options, named as the CLI names them (``trials``,
+    ``workers``, ``seed``) or as the settings do; each reaches ``tune`` under its
+    setting's name, so a new setting is one field and one option.
+    """
     import nncv
 
     X, y = load_data(data, target)
@@ -308,25 +310,16 @@ def _tune(
         raise CommandError(f"no such search space file: {space}")
     estimator = build_estimator(y, task, scaler, parse_params(param))
     typer.echo(describe_choice(estimator, scoring))
-    options: dict[str, Any] = {}
+    settings = {_SETTING_NAMES.get(name, name): value for name, value in options.items()}
     if scoring:
-        options["scoring"] = _scoring(scoring)
+        settings["scoring"] = _scoring(scoring)
     return nncv.tune(
         X,
         y,
         estimator=estimator,
         space=None if space is None else str(space),
-        n_trials=trials,
-        timeout=timeout,
-        cv=cv,
-        pruner=pruner,
-        sampler=sampler,
-        storage=storage,
-        study_name=study_name,
-        n_workers=workers,
-        random_state=seed,
         refit=refit,
-        **options,
+        **settings,
     )
 
 
@@ -366,27 +359,10 @@ def tune_command(
     ] = None,
 ) -> None:
     """Tune the network by k-fold CV with an Optuna study; save the best model."""
+    options = {name: value for name, value in locals().items() if name not in ("out", "trials_out")}
     import nncv
 
-    result = _tune(
-        data=data,
-        target=target,
-        task=task,
-        scaler=scaler,
-        param=param,
-        space=space,
-        trials=trials,
-        timeout=timeout,
-        cv=cv,
-        scoring=scoring,
-        pruner=pruner,
-        sampler=sampler,
-        storage=storage,
-        study_name=study_name,
-        workers=workers,
-        seed=seed,
-        refit=out is not None,
-    )
+    result = _tune(**options, refit=out is not None)
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")
     typer.echo("best parameters: " + json.dumps(result.best_params, default=str, sort_keys=True))
@@ -421,25 +397,7 @@ def worker_command(
     Give the same data and options as the ``tune`` that created the study: the study
     checks its data fingerprint, space and folds, and refuses a mismatch.
     """
-    result = _tune(
-        data=data,
-        target=target,
-        task=task,
-        scaler=scaler,
-        param=param,
-        space=space,
-        trials=trials,
-        timeout=timeout,
-        cv=cv,
-        scoring=scoring,
-        pruner=pruner,
-        sampler=sampler,
-        storage=storage,
-        study_name=study_name,
-        workers=1,
-        seed=seed,
-        refit=False,
-    )
+    result = _tune(**locals(), workers=1, refit=False)
     finished = sum(t.state.name == "COMPLETE" for t in result.study.trials)
     typer.echo(
         f"study {study_name!r}: {finished} complete trials, best CV score {result.best_score:.4f}"
