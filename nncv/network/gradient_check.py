@@ -33,10 +33,10 @@ __all__ = ["ArrayCheck", "GradientCheck", "check_gradients"]
 
 DEFAULT_STEP = 1e-6
 DEFAULT_THRESHOLD = 1e-6
-#: Arrays whose two gradients differ by less than this (Euclidean norm) pass whatever their
+#: An array whose two gradients both have a Euclidean norm at most this passes whatever their
 #: relative difference: both are zero up to rounding (the bias of a Dense layer followed by
 #: batch normalisation has a zero gradient, and the ratio of two rounding errors means nothing).
-DEFAULT_ABSOLUTE_TOLERANCE = 1e-8
+DEFAULT_ZERO_TOLERANCE = 1e-8
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,10 @@ class ArrayCheck:
         ``||g - g_approx||``.
     relative_difference : float
         ``||g - g_approx|| / (||g|| + ||g_approx||)`` (0 when both are exactly zero).
+    zero : bool
+        Both norms are at most ``zero_tolerance``: the gradient is zero up to rounding.
     passed : bool
-        ``relative_difference <= threshold`` or ``absolute_difference <=
-        absolute_tolerance``.
+        ``relative_difference <= threshold``, or ``zero``.
     """
 
     name: str
@@ -70,6 +71,7 @@ class ArrayCheck:
     approximation_norm: float
     absolute_difference: float
     relative_difference: float
+    zero: bool
     passed: bool
 
 
@@ -80,7 +82,7 @@ class GradientCheck:
     Attributes
     ----------
     arrays : tuple of ArrayCheck
-    threshold, absolute_tolerance, step : float
+    threshold, zero_tolerance, step : float
         The settings of the check.
 
     Examples
@@ -98,7 +100,7 @@ class GradientCheck:
 
     arrays: tuple[ArrayCheck, ...]
     threshold: float
-    absolute_tolerance: float
+    zero_tolerance: float
     step: float
 
     @property
@@ -108,14 +110,9 @@ class GradientCheck:
 
     @property
     def worst(self) -> float:
-        """The largest relative difference over the arrays that did not pass on the absolute
-        tolerance (0 when there are none)."""
-        relevant = [
-            a.relative_difference
-            for a in self.arrays
-            if a.absolute_difference > self.absolute_tolerance
-        ]
-        return max(relevant, default=0.0)
+        """The largest relative difference over the arrays whose gradient is not zero (0 when
+        there are none)."""
+        return max((a.relative_difference for a in self.arrays if not a.zero), default=0.0)
 
     def __getitem__(self, name: str) -> ArrayCheck:
         for array in self.arrays:
@@ -137,6 +134,7 @@ class GradientCheck:
                 "approximation_norm": a.approximation_norm,
                 "absolute_difference": a.absolute_difference,
                 "relative_difference": a.relative_difference,
+                "zero": a.zero,
                 "passed": a.passed,
             }
             for a in self.arrays
@@ -157,14 +155,18 @@ class GradientCheck:
                 f"{a.gradient_norm:.3e}",
                 f"{a.approximation_norm:.3e}",
                 f"{a.relative_difference:.2e}",
-                "yes" if a.passed else "NO",
+                ("yes (zero)" if a.zero else "yes") if a.passed else "NO",
             )
             for a in self.arrays
         ]
         widths = [max(len(row[i]) for row in (columns, *body)) for i in range(len(columns))]
         lines = [header]
         for row in (columns, *body):
-            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            lines.append(
+                "  ".join(
+                    cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                ).rstrip()
+            )
         return "\n".join(lines)
 
 
@@ -217,7 +219,7 @@ def check_gradients(
     sample_weight=None,
     step: float = DEFAULT_STEP,
     threshold: float = DEFAULT_THRESHOLD,
-    absolute_tolerance: float = DEFAULT_ABSOLUTE_TOLERANCE,
+    zero_tolerance: float = DEFAULT_ZERO_TOLERANCE,
     entries_per_array: int | None = None,
     random_state: int = 0,
 ) -> GradientCheck:
@@ -241,9 +243,9 @@ def check_gradients(
         Finite-difference step ``h``: ``g_approx = (J(p + h) - J(p - h)) / (2 h)``.
     threshold : float, default=1e-6
         Largest relative difference that passes.
-    absolute_tolerance : float, default=1e-8
-        An array also passes when ``||g - g_approx||`` is at most this (both gradients are
-        zero up to rounding).
+    zero_tolerance : float, default=1e-8
+        An array also passes when ``||g||`` and ``||g_approx||`` are both at most this: the
+        gradient is zero up to rounding (a Dense bias followed by batch normalisation).
     entries_per_array : int, optional
         Check this many entries of each array, drawn at random (all by default). Each
         entry costs two forward passes over ``X``.
@@ -273,10 +275,10 @@ def check_gradients(
     >>> check_gradients(clf, X[::10], y[::10]).passed
     True
     """
-    if not (step > 0 and threshold > 0 and absolute_tolerance >= 0):
+    if not (step > 0 and threshold > 0 and zero_tolerance >= 0):
         raise ConfigurationError(
-            "step and threshold must be positive and absolute_tolerance non-negative, got "
-            f"{step!r}, {threshold!r}, {absolute_tolerance!r}"
+            "step and threshold must be positive and zero_tolerance non-negative, got "
+            f"{step!r}, {threshold!r}, {zero_tolerance!r}"
         )
     if entries_per_array is not None and entries_per_array < 1:
         raise ConfigurationError(f"entries_per_array must be positive, got {entries_per_array!r}")
@@ -316,11 +318,11 @@ def check_gradients(
                 parameters[entry] = original
                 numeric[position] = (plus - minus) / (2 * step)
             backprop = analytic[where.start + entries]
-            results.append(_compare(name, shape, backprop, numeric, threshold, absolute_tolerance))
-    return GradientCheck(tuple(results), threshold, absolute_tolerance, step)
+            results.append(_compare(name, shape, backprop, numeric, threshold, zero_tolerance))
+    return GradientCheck(tuple(results), threshold, zero_tolerance, step)
 
 
-def _compare(name, shape, backprop, numeric, threshold, absolute_tolerance) -> ArrayCheck:
+def _compare(name, shape, backprop, numeric, threshold, zero_tolerance) -> ArrayCheck:
     gradient_norm = float(np.linalg.norm(backprop))
     approximation_norm = float(np.linalg.norm(numeric))
     difference = float(np.linalg.norm(backprop - numeric))
@@ -328,7 +330,8 @@ def _compare(name, shape, backprop, numeric, threshold, absolute_tolerance) -> A
     relative = difference / denominator if denominator > 0 else 0.0
     if not math.isfinite(relative):
         relative = math.inf
-    passed = bool(relative <= threshold or difference <= absolute_tolerance)
+    zero = max(gradient_norm, approximation_norm) <= zero_tolerance
+    passed = bool(relative <= threshold or zero)
     return ArrayCheck(
         name,
         tuple(shape),
@@ -337,5 +340,6 @@ def _compare(name, shape, backprop, numeric, threshold, absolute_tolerance) -> A
         approximation_norm,
         difference,
         relative,
+        zero,
         passed,
     )
