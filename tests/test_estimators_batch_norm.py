@@ -56,7 +56,9 @@ def test_sparse_input_equals_dense(iris):
     np.testing.assert_allclose(
         sparse.network_.running_statistics, dense.network_.running_statistics, rtol=1e-7, atol=1e-10
     )
-    np.testing.assert_allclose(sparse.predict_proba(X), dense.predict_proba(X), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(
+        sparse.predict_proba(X), dense.predict_proba(X), rtol=1e-7, atol=1e-10
+    )
 
 
 def test_zero_sample_weights_remove_rows_from_the_statistics(iris):
@@ -67,9 +69,14 @@ def test_zero_sample_weights_remove_rows_from_the_statistics(iris):
     weighted = NNClassifier(**params).fit(X, y, sample_weight=keep.astype(float))
     subset = NNClassifier(**params).fit(X[keep], y[keep])
     np.testing.assert_allclose(
-        weighted.network_.running_statistics, subset.network_.running_statistics, rtol=1e-7, atol=1e-10
+        weighted.network_.running_statistics,
+        subset.network_.running_statistics,
+        rtol=1e-7,
+        atol=1e-10,
     )
-    np.testing.assert_allclose(weighted.predict_proba(X), subset.predict_proba(X), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(
+        weighted.predict_proba(X), subset.predict_proba(X), rtol=1e-7, atol=1e-10
+    )
 
 
 def test_partial_fit_updates_the_running_statistics(iris):
