@@ -261,3 +261,39 @@ def test_pickle_state_keeps_running_statistics():
     again.__setstate__(state)
     np.testing.assert_array_equal(again.running_statistics, network.running_statistics)
     np.testing.assert_array_equal(again.predict(inputs), network.predict(inputs))
+
+
+def test_matches_torch_batch_norm_when_available():
+    """Gradients of Dense → BatchNorm → ReLU → Dense → softmax CE against PyTorch's autograd
+    (``torch.nn.functional.batch_norm`` in training mode), and the running mean."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    network = Network(4, [6], 3, activation="relu", dtype=np.float64, batch_norm=True)
+    network.initialize(rng)
+    layer = network.batch_norm_layers[0]
+    layer.gamma[...] = rng.uniform(0.5, 1.5, 6)
+    layer.beta[...] = rng.normal(size=6)
+    inputs = rng.normal(size=(10, 4))
+    labels = rng.integers(0, 3, 10)
+    network.compute_gradients(inputs, np.eye(3)[labels], 1.0 / 10)
+    first, output = network.dense_layers
+    leaves = [
+        torch.tensor(array.copy(), requires_grad=True)
+        for array in (first.weights, first.biases, output.weights, output.biases)
+    ]
+    gamma = torch.tensor(layer.gamma.copy(), requires_grad=True)
+    beta = torch.tensor(layer.beta.copy(), requires_grad=True)
+    running_mean, running_var = (
+        torch.zeros(6, dtype=torch.float64),
+        torch.ones(6, dtype=torch.float64),
+    )
+    w1, b1, w2, b2 = leaves
+    z = torch.tensor(inputs) @ w1 + b1
+    normalised = torch.nn.functional.batch_norm(
+        z, running_mean, running_var, gamma, beta, training=True, momentum=0.1, eps=1e-5
+    )
+    logits = torch.relu(normalised) @ w2 + b2
+    torch.nn.functional.cross_entropy(logits, torch.tensor(labels)).backward()
+    expected = np.concatenate([t.grad.numpy().ravel() for t in (*leaves, gamma, beta)])
+    np.testing.assert_allclose(network.gradients, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(layer.running_mean, running_mean.numpy(), rtol=1e-12)
