@@ -181,15 +181,17 @@ def _column_sums(values: np.ndarray, row_scale=None) -> np.ndarray:
 
     ``row_scale`` None means 1 for every row; a scalar is the same for every row.
     """
-    if row_scale is None or np.ndim(row_scale) == 0:
+    if not isinstance(row_scale, np.ndarray) or row_scale.ndim == 0:
         sums = np.matmul(ones(values.shape[-2], values.dtype), values)
-        return sums if row_scale is None else sums * row_scale
+        if row_scale is not None:
+            sums *= row_scale
+        return sums
     return np.matmul(np.swapaxes(row_scale, -1, -2), values)[..., 0, :]
 
 
 def _as_row(vector: np.ndarray) -> np.ndarray:
     """A (..., width) vector as (..., 1, width), to broadcast over the rows."""
-    return np.expand_dims(vector, -2)
+    return vector if vector.ndim == 1 else vector[..., None, :]
 
 
 def batch_norm_training(
@@ -203,12 +205,15 @@ def batch_norm_training(
     """Normalise ``inputs`` with the statistics of the batch, then scale and shift.
 
     ``mean = sum_i s_i z_i``, ``variance = sum_i s_i (z_i - mean)**2`` (``s = row_scale``,
-    summing to one: the biased, weighted batch variance), ``x_hat = (z - mean) /
-    sqrt(variance + epsilon)``, ``out = gamma * x_hat + beta``.
+    summing to one over the rows, None meaning ``1 / n_rows``: the biased, weighted batch
+    variance), ``x_hat = (z - mean) / sqrt(variance + epsilon)``,
+    ``out = gamma * x_hat + beta``.
 
     ``inputs`` is overwritten with ``x_hat`` (the backward pass needs it). Returns
     ``(mean, variance, inverse_std)``, each of shape (..., width).
     """
+    if row_scale is None:
+        row_scale = 1.0 / inputs.shape[-2]
     mean = _column_sums(inputs, row_scale)
     inputs -= _as_row(mean)
     np.multiply(inputs, inputs, out=out)
@@ -238,6 +243,8 @@ def batch_norm_backward(
     the batch statistics depend on every row, hence the two sums. ``scratch`` is a buffer
     shaped like ``grad``.
     """
+    if row_scale is None:
+        row_scale = 1.0 / grad.shape[-2]
     beta_grad[...] = _column_sums(grad)
     np.multiply(grad, normalized, out=scratch)
     gamma_grad[...] = _column_sums(scratch)
@@ -246,7 +253,7 @@ def batch_norm_backward(
     slope = gamma * gamma_grad  # sum_j d_j x_hat_j
     np.multiply(normalized, _as_row(slope), out=scratch)
     scratch += _as_row(shift)
-    scratch *= row_scale if row_scale is not None else 1.0 / grad.shape[-2]
+    scratch *= row_scale
     grad -= scratch
     grad *= _as_row(inverse_std)
     return grad
