@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import nncv.network.layers as layers
 from nncv.exceptions import ConfigurationError
 from nncv.network import (
     BatchNorm,
@@ -297,3 +298,58 @@ def test_matches_torch_batch_norm_when_available():
     expected = np.concatenate([t.grad.numpy().ravel() for t in (*leaves, gamma, beta)])
     np.testing.assert_allclose(network.gradients, expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(layer.running_mean, running_mean.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["uniform", "weighted"])
+def test_pure_functions_stack_over_a_leading_fold_axis(weighted):
+    """(k, n_rows, width) values with (k, width) gamma and beta give each fold's numbers."""
+    rng = np.random.default_rng(8)
+    k, n_rows, width = 3, 7, 4
+    z = rng.normal(size=(k, n_rows, width)) * 2 + 1
+    gamma, beta = rng.uniform(0.5, 2, (k, width)), rng.normal(size=(k, width))
+    upstream = rng.normal(size=(k, n_rows, width))
+    scale = 1.0 / n_rows
+    if weighted:
+        weights = rng.uniform(0.2, 2.0, (k, n_rows, 1))
+        scale = weights / weights.sum(axis=1, keepdims=True)
+    stacked_z, out = z.copy(), np.empty_like(z)
+    _, _, inverse_std = layers.batch_norm_training(stacked_z, gamma, beta, scale, 1e-5, out)
+    gamma_grad, beta_grad = np.empty((k, width)), np.empty((k, width))
+    grad = layers.batch_norm_backward(
+        upstream.copy(),
+        stacked_z,
+        gamma,
+        inverse_std,
+        scale,
+        gamma_grad,
+        beta_grad,
+        np.empty_like(z),
+    )
+    inference = layers.batch_norm_inference(
+        z.copy(), gamma, beta, z.mean(axis=1), z.var(axis=1), 1e-5
+    )
+    for fold in range(k):
+        fold_scale = scale[fold] if weighted else scale
+        fold_z, fold_out = z[fold].copy(), np.empty((n_rows, width))
+        *_, fold_inverse_std = layers.batch_norm_training(
+            fold_z, gamma[fold], beta[fold], fold_scale, 1e-5, fold_out
+        )
+        np.testing.assert_allclose(out[fold], fold_out, rtol=1e-12, atol=1e-12)
+        fold_gamma_grad, fold_beta_grad = np.empty(width), np.empty(width)
+        fold_grad = layers.batch_norm_backward(
+            upstream[fold].copy(),
+            fold_z,
+            gamma[fold],
+            fold_inverse_std,
+            fold_scale,
+            fold_gamma_grad,
+            fold_beta_grad,
+            np.empty((n_rows, width)),
+        )
+        np.testing.assert_allclose(grad[fold], fold_grad, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(gamma_grad[fold], fold_gamma_grad, rtol=1e-12)
+        np.testing.assert_allclose(beta_grad[fold], fold_beta_grad, rtol=1e-12)
+        fold_inference = layers.batch_norm_inference(
+            z[fold].copy(), gamma[fold], beta[fold], z[fold].mean(0), z[fold].var(0), 1e-5
+        )
+        np.testing.assert_allclose(inference[fold], fold_inference, rtol=1e-12)
