@@ -4,6 +4,8 @@ from nncv.network import activations, initializers, losses, metrics, optimizers,
 from nncv.network.gradient_check import GradientCheck, check_gradients
 from nncv.network.layers import Activation, BatchNorm, Dense, Dropout
 from nncv.network.model import Network
+from nncv.network.stacked import StackedNetwork
+from nncv.network.stacked_training import FoldData, StackedTrainer
 from nncv.network.training import Callback, EarlyStopping, EpochCallback, Trainer
 
 __all__ = [
@@ -14,8 +16,11 @@ __all__ = [
     "Dropout",
     "EarlyStopping",
     "EpochCallback",
+    "FoldData",
     "GradientCheck",
     "Network",
+    "StackedNetwork",
+    "StackedTrainer",
     "Trainer",
     "activations",
     "check_gradients",
