@@ -36,6 +36,9 @@ class StackedFit:
         :class:`~nncv.network.training.IndexedRows` (rows of a larger array read by index).
     max_stack : int, optional
         Most folds per stack (see :class:`StackedTrainer`).
+    callbacks : sequence of sequences of Callback, optional
+        Each fold's own training callbacks (run before its early stopping, as ``iter_fit``
+        runs the callbacks it is given).
 
     Examples
     --------
@@ -57,8 +60,11 @@ class StackedFit:
         folds: Sequence[tuple],
         *,
         max_stack: int | None = None,
+        callbacks: Sequence[Sequence[Any]] | None = None,
     ) -> None:
         self.estimators = list(estimators)
+        if callbacks is None:
+            callbacks = [()] * len(self.estimators)
         if len(folds) != len(self.estimators):
             raise ConfigurationError(
                 f"got {len(self.estimators)} estimators but {len(folds)} folds of data"
@@ -69,8 +75,11 @@ class StackedFit:
         self.max_epochs = max_epochs.pop()
         self._stoppers: list[EarlyStopping | None] = []
         self._first_epochs: list[int] = []
+        self._n_rows: list[int] = []
         data = []
-        for estimator, (X, y, sample_weight) in zip(self.estimators, folds, strict=True):
+        for estimator, (X, y, sample_weight), extra in zip(
+            self.estimators, folds, callbacks, strict=True
+        ):
             # What ``_BaseNN._iter_fit`` does before its epochs, estimator by estimator.
             estimator._validate_params()
             keep = estimator.warm_start and hasattr(estimator, "network_")
@@ -80,7 +89,10 @@ class StackedFit:
             stopper = None
             if estimator.early_stopping and validation is not None:
                 stopper = EarlyStopping(patience=estimator.patience, monitor="val_loss")
-            estimator._trainer.callbacks = [stopper] if stopper else []
+            estimator._trainer.callbacks = [*extra, *([stopper] if stopper else [])]
+            if not keep:
+                estimator._samples_seen = 0
+            self._n_rows.append(X.shape[0])
             self._stoppers.append(stopper)
             self._first_epochs.append(estimator._trainer.epochs_done)
             data.append(FoldData(X, Y, sample_weight, validation))
@@ -89,6 +101,7 @@ class StackedFit:
         )
         self._epochs = 0
         self._closed = False
+        self._finished: set[int] = set()
 
     @property
     def errors(self) -> dict:
@@ -103,7 +116,28 @@ class StackedFit:
         n_epochs = left if n_epochs is None else min(n_epochs, left)
         for records in self.stack.advance(n_epochs):
             self._epochs += 1
+            for fold, record in enumerate(records):
+                if record is not None:
+                    estimator = self.estimators[fold]
+                    estimator._samples_seen = getattr(estimator, "_samples_seen", 0)
+                    estimator._samples_seen += self._n_rows[fold]
             yield records
+
+    @property
+    def done(self) -> bool:
+        """Whether no fold trains any more (all stopped, or ``max_epochs`` reached)."""
+        return self._epochs >= self.max_epochs or not any(self.stack.running)
+
+    def finish(self, fold: int) -> None:
+        """Set fold ``fold``'s fitted attributes once it has stopped (the others go on)."""
+        if fold in self._finished or fold in self.stack.errors:
+            return
+        if self.stack.running[fold] and not self.done:
+            raise ConfigurationError(f"fold {fold} is still training")
+        if self.stack.running[fold]:
+            self.stack._stop(fold)
+        self._finished.add(fold)
+        self.estimators[fold]._finish_fit(self._stoppers[fold], self._first_epochs[fold])
 
     def close(self) -> None:
         """End training and set every estimator's fitted attributes (as its fit does)."""
@@ -112,7 +146,8 @@ class StackedFit:
         self._closed = True
         self.stack.close()
         for fold, estimator in enumerate(self.estimators):
-            if fold not in self.stack.errors:
+            if fold not in self.stack.errors and fold not in self._finished:
+                self._finished.add(fold)
                 estimator._finish_fit(self._stoppers[fold], self._first_epochs[fold])
 
     def __enter__(self) -> StackedFit:

@@ -258,6 +258,13 @@ def cv_command(
     scores: Annotated[
         Path | None, typer.Option(help="Write the fold scores table (CSV or Parquet).")
     ] = None,
+    stack_folds: Annotated[
+        bool,
+        typer.Option(
+            "--stack-folds/--no-stack-folds",
+            help="Train the folds of one configuration as one stacked network (same numbers).",
+        ),
+    ] = True,
 ) -> None:
     """Cross-validate a scaled network; print each fold's scores and their mean."""
     from nncv.cv import cross_validate
@@ -266,7 +273,14 @@ def cv_command(
     estimator = build_estimator(y, task, scaler, parse_params(param))
     typer.echo(describe_choice(estimator, scoring))
     result = cross_validate(
-        estimator, X, y, cv=cv, scoring=_scoring(scoring), n_jobs=n_jobs, random_state=seed
+        estimator,
+        X,
+        y,
+        cv=cv,
+        scoring=_scoring(scoring),
+        n_jobs=n_jobs,
+        random_state=seed,
+        stack_folds=stack_folds,
     )
     table = result.to_frame()
     summary = table.drop(columns="fold").agg(["mean", "std"])
@@ -330,6 +344,13 @@ TrialsOpt = Annotated[int, typer.Option("--trials", "-n", min=1, help="Number of
 TimeoutOpt = Annotated[float | None, typer.Option(help="Stop starting trials after seconds.")]
 PrunerOpt = Annotated[str, typer.Option(help="Optuna pruner: median, hyperband, … or none.")]
 SamplerOpt = Annotated[str, typer.Option(help="Optuna sampler: tpe, random or qmc.")]
+StackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--stack-folds/--no-stack-folds",
+        help="Train the folds of one configuration as one stacked network (same numbers).",
+    ),
+]
 
 
 @app.command("tune")
@@ -351,6 +372,7 @@ def tune_command(
     study_name: StudyOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the storage.")] = 1,
     seed: SeedOpt = None,
+    stack_folds: StackOpt = True,
     out: Annotated[
         Path | None, typer.Option(help="Save the refitted best model here (nncv.save).")
     ] = None,
@@ -391,6 +413,7 @@ def worker_command(
     pruner: PrunerOpt = "median",
     sampler: SamplerOpt = "tpe",
     seed: SeedOpt = None,
+    stack_folds: StackOpt = True,
 ) -> None:
     """Join an existing study and run trials on it (start one per machine or core).
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
 from nncv._validation import check_training_data
-from nncv.cv.fold import final_step, fit_fold
+from nncv.cv.fold import final_step, fit_fold, fit_fold_group
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import base_seed, fold_seed, make_splits, shuffle_seed
 from nncv.exceptions import CVSetupError
@@ -161,6 +161,7 @@ def cross_validate(
     return_estimator: bool = False,
     error_score: float | str = "raise",
     verbose: int = 0,
+    stack_folds: bool = True,
 ) -> CVResult:
     """Cross-validate an estimator, recording the learning curves of every fold.
 
@@ -199,6 +200,13 @@ def cross_validate(
         Score given to a fold whose fit fails (a warning names the error), or raise.
     verbose : int, default=0
         joblib's progress messages.
+    stack_folds : bool, default=True
+        Train the folds of a worker as one stacked network where they share one network
+        configuration (an nncv network without batch normalisation; see
+        :func:`nncv.cv.fold.stack_refusal`): each fold's numbers are those it gets
+        alone, the per-batch overhead is paid once for all of them. With ``n_jobs``
+        workers the folds are split into that many stacks (5 folds on 2 workers: stacks
+        of 3 and 2). ``False`` trains every fold on its own (one joblib task per fold).
 
     Returns
     -------
@@ -251,22 +259,40 @@ def cross_validate(
         shuffle_seed=shuffle_seed(base),
     )
     seeds = tuple(fold_seed(base, fold) for fold in range(len(splits)))
-    outcomes = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(fit_fold)(
-            estimator,
-            X,
-            y,
-            sample_weight,
-            train,
-            test,
-            fold=fold,
-            seed=seeds[fold],
-            scoring=scoring,
-            return_estimator=return_estimator,
-            error_score=error_score,
+    if stack_folds and len(splits) > 1:
+        n_groups = max(1, min(effective_n_jobs(n_jobs), len(splits)))
+        parts = [(fold, train, test, seeds[fold]) for fold, (train, test) in enumerate(splits)]
+        results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+            delayed(fit_fold_group)(
+                estimator,
+                X,
+                y,
+                sample_weight,
+                [parts[i] for i in chunk],
+                scoring=scoring,
+                return_estimator=return_estimator,
+                error_score=error_score,
+            )
+            for chunk in np.array_split(np.arange(len(parts)), n_groups)
         )
-        for fold, (train, test) in enumerate(splits)
-    )
+        outcomes = [outcome for result in results for outcome in result]
+    else:
+        outcomes = Parallel(n_jobs=n_jobs, verbose=verbose)(
+            delayed(fit_fold)(
+                estimator,
+                X,
+                y,
+                sample_weight,
+                train,
+                test,
+                fold=fold,
+                seed=seeds[fold],
+                scoring=scoring,
+                return_estimator=return_estimator,
+                error_score=error_score,
+            )
+            for fold, (train, test) in enumerate(splits)
+        )
     outcomes = sorted(outcomes, key=lambda outcome: outcome.fold)
     for outcome in outcomes:
         if outcome.error is not None:

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _num_samples
@@ -58,6 +59,8 @@ __all__ = [
     "FoldGroup",
     "FoldOutcome",
     "can_train_from_x",
+    "fit_fold_group",
+    "stack_refusal",
     "final_step",
     "fit_fold",
     "pipeline_steps",
@@ -224,12 +227,18 @@ class Fold:
         self._scoring: HeldOutScoring | None = None
         self._held_out: HeldOut | None = None
         self._max_epochs: int | None = None
+        self.fit_data: tuple | None = None
+        self.stacked = False
+        self.error: Exception | None = None
 
     # ------------------------------------------------------------------ training
-    def start(self) -> None:
+    def start(self, launch: bool = True) -> None:
         """Clone and seed the estimator, fit the preprocessing, get ready to train.
 
         An estimator without ``iter_fit`` is fitted here whole (the fold is then finished).
+        With ``launch=False`` the network's training is not begun: :attr:`fit_data` holds
+        what its ``iter_fit`` would get (a :class:`FoldGroup` may train it in a stack) and
+        :meth:`launch` begins it alone.
         """
         started = time.perf_counter()
         try:
@@ -252,8 +261,19 @@ class Fold:
                 self._start_from_rows_of_x(y_train, w_train)
             else:
                 self._start_on_copy(take_rows(self.X, rows), y_train, w_train)
+            if launch and self.fit_data is not None:
+                self.launch()
         finally:
             self.fit_time += time.perf_counter() - started
+
+    def trains_on_copy(self) -> bool:
+        """Whether :meth:`start` will copy the training rows (not train from ``X``'s rows)."""
+        if self.copy_rows or self.step_fit_params:
+            return True
+        estimator = clone(self.template)
+        if self.params:
+            estimator.set_params(**self.params)
+        return not can_train_from_x(estimator, self.X)
 
     def _weights(self, rows: np.ndarray) -> np.ndarray | None:
         return take_rows(self.sample_weight, rows)
@@ -278,8 +298,7 @@ class Fold:
             self.finished = True
             return
         self._scoring = HeldOutScoring(evaluate)
-        self._epochs = final.iter_fit(X, y, **fit_params, callbacks=[self._scoring])
-        self._begin()
+        self.fit_data = (X, y, sample_weight)
 
     def _start_from_rows_of_x(self, y: Any, sample_weight: np.ndarray | None) -> None:
         """:meth:`_start_on_copy` on ``X[train]``, bit for bit, without that copy."""
@@ -295,7 +314,14 @@ class Fold:
             np.dtype(final.dtype),
         )
         self._scoring = HeldOutScoring(network_evaluator(final, self._held_out))
-        self._epochs = final.iter_fit(source, y, sample_weight, callbacks=[self._scoring])
+        self.fit_data = (source, y, sample_weight)
+
+    def launch(self) -> None:
+        """Begin training the network alone on :attr:`fit_data` (after ``start(False)``)."""
+        X, y, sample_weight = self.fit_data
+        self.fit_data = None
+        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self._epochs = self.final.iter_fit(X, y, **fit_params, callbacks=[self._scoring])
         self._begin()
 
     def _begin(self) -> None:
@@ -367,7 +393,7 @@ class Fold:
 
     def curves(self) -> pd.DataFrame | None:
         """The records as a DataFrame; ``None`` for an estimator without ``iter_fit``."""
-        return None if self._epochs is None else pd.DataFrame(self.records)
+        return None if self._scoring is None else pd.DataFrame(self.records)
 
 
 def _is_per_row(value: Any, X: Any) -> bool:
@@ -382,16 +408,40 @@ def _is_per_row(value: Any, X: Any) -> bool:
 class FoldGroup:
     """The folds of one configuration, advanced together.
 
-    Today it advances each fold in turn; training the folds as one stacked network can
-    take its place behind the same methods.
+    With ``stack=True`` (the default) the folds whose networks share one configuration
+    (:func:`stack_refusal` says when they do not) train as one stacked network
+    (:class:`nncv._stacked_fit.StackedFit`): each fold's numbers are those it reaches
+    alone, the per-batch overhead is paid once for all of them. Other folds (or all, with
+    ``stack=False``) advance one after another.
 
     Parameters
     ----------
     folds : sequence of Fold
+    stack : bool, default=True
+        Train the folds of one configuration as one stack.
+    keep_errors : bool, default=False
+        A fold whose start or training fails keeps its exception in :attr:`Fold.error`
+        and finishes, while the others go on (``cross_validate`` with a numeric
+        ``error_score``); by default the exception propagates.
+
+    Attributes
+    ----------
+    stacked : bool
+        Whether the folds train as a stack (set by :meth:`start`).
+    refusal : str or None
+        Why they do not, when ``stack=True`` but they could not be stacked.
     """
 
-    def __init__(self, folds: Sequence[Fold]) -> None:
+    def __init__(
+        self, folds: Sequence[Fold], *, stack: bool = True, keep_errors: bool = False
+    ) -> None:
         self.folds = list(folds)
+        self.stack = stack
+        self.keep_errors = keep_errors
+        self.stacked = False
+        self.refusal: str | None = None
+        self._fit: Any = None
+        self._members: list[Fold] = []
 
     @property
     def finished(self) -> bool:
@@ -404,13 +454,100 @@ class FoldGroup:
         return max((len(fold.records) for fold in self.folds), default=0)
 
     def start(self) -> None:
-        """Start every fold (:meth:`Fold.start`)."""
+        """Start every fold (:meth:`Fold.start`), as one stack where they allow it."""
         for fold in self.folds:
-            fold.start()
+            self._guard(fold, fold.start, not self.stack)
+        if not self.stack:
+            return
+        waiting = [f for f in self.folds if f.fit_data is not None and f.error is None]
+        self.refusal = stack_refusal(waiting)
+        if self.refusal is None:
+            self._start_stack(waiting)
+        else:
+            for fold in waiting:
+                self._guard(fold, fold.launch)
+
+    def _guard(self, fold: Fold, method: Any, *args: Any) -> Any:
+        """``method(*args)``; with :attr:`keep_errors` a failure finishes ``fold`` only."""
+        if not self.keep_errors:
+            return method(*args)
+        try:
+            return method(*args)
+        except Exception as error:
+            fold.error = error
+            fold.close()
+            return []
+
+    def _start_stack(self, members: list[Fold]) -> None:
+        from nncv._stacked_fit import StackedFit  # the fold engine's own use of it
+
+        started = time.perf_counter()
+        try:
+            self._fit = StackedFit(
+                [fold.final for fold in members],
+                [fold.fit_data for fold in members],
+                callbacks=[[fold._scoring] for fold in members],
+            )
+        except Exception as error:  # bad data: each fold fails alone, as it would alone
+            self.refusal = f"{type(error).__name__}: {error}"
+            for fold in members:
+                self._guard(fold, fold.launch)
+            return
+        share = (time.perf_counter() - started) / len(members)
+        for fold in members:
+            fold.fit_data = None
+            fold.stacked = True
+            fold.fit_time += share
+        self._members = members
+        self.stacked = True
 
     def advance(self, n_epochs: int | None = None) -> int:
-        """Advance every unfinished fold by up to ``n_epochs``; return the new records."""
-        return sum(len(fold.advance(n_epochs)) for fold in self.folds if not fold.finished)
+        """Advance every unfinished fold by up to ``n_epochs``; return the new records.
+
+        A fold of the stack whose loss diverged raises its
+        :class:`~nncv.exceptions.DivergedError` (as its fit alone does), unless
+        :attr:`keep_errors`; it is kept in :attr:`Fold.error` either way.
+        """
+        new = sum(
+            len(self._guard(fold, fold.advance, n_epochs))
+            for fold in self.folds
+            if not fold.finished and not fold.stacked
+        )
+        if self._fit is not None:
+            new += self._advance_stack(n_epochs)
+        return new
+
+    def _advance_stack(self, n_epochs: int | None) -> int:
+        fit, members = self._fit, self._members
+        running = [fold for fold in members if not fold.finished]
+        started = time.perf_counter()
+        new = 0
+        try:
+            for records in fit.advance(n_epochs):
+                for fold, record in zip(members, records, strict=True):
+                    if record is not None:
+                        fold.records.append(fold._scoring.annotate(record))
+                        new += 1
+            for position, fold in enumerate(members):
+                if fold.finished:
+                    continue
+                if position in fit.errors:
+                    fold.finished = True
+                    fold.error = fit.errors[position]
+                elif fit.done or not fit.stack.running[position]:
+                    fit.finish(position)
+                    fold.finished = True
+            if fit.done:
+                fit.close()
+                self._fit = None
+        finally:
+            share = (time.perf_counter() - started) / max(1, len(running))
+            for fold in running:
+                fold.fit_time += share
+        errors = [fold.error for fold in running if fold.error is not None]
+        if errors and not self.keep_errors:
+            raise errors[0]
+        return new
 
     def val_score(self) -> float:
         """Mean over the folds of :attr:`Fold.val_score` (a finished fold's final one)."""
@@ -418,8 +555,65 @@ class FoldGroup:
 
     def close(self) -> None:
         """Stop every fold still training."""
+        if self._fit is not None:
+            self._fit.close()
+            self._fit = None
         for fold in self.folds:
             fold.close()
+
+
+#: Parameters that may differ between the folds of one stack.
+_PER_FOLD_PARAMS = frozenset({"random_state"})
+
+
+def stack_refusal(folds: Sequence[Fold]) -> str | None:
+    """Why ``folds`` (started with ``launch=False``) cannot train as one stack, or None.
+
+    They can when there are at least two, each an nncv network (none of its fit hooks
+    overridden) of one class with the same parameters except ``random_state``, without
+    batch normalisation (the stack does not carry running statistics yet), ``warm_start``
+    or ``verbose`` progress output.
+    """
+    if len(folds) < 2:
+        return "fewer than two folds to train"
+    first = folds[0].final
+    kind = type(first)
+    if not isinstance(first, _BaseNN):
+        return f"{kind.__name__} is not an nncv network"
+    overridden = [
+        name
+        for name in (*_FIT_HOOKS, "_finish_fit")
+        if getattr(kind, name, None) is not getattr(_BaseNN, name)
+    ]
+    if overridden:
+        return f"{kind.__name__} overrides {', '.join(overridden)}"
+    params = {k: v for k, v in first.get_params(deep=False).items() if k not in _PER_FOLD_PARAMS}
+    if np.any(params.get("batch_norm", False)):
+        return "batch normalisation is not stacked yet"
+    if params.get("warm_start") or params.get("verbose"):
+        return "warm_start or verbose training"
+    for fold in folds[1:]:
+        if type(fold.final) is not kind:
+            return "the folds' networks are of different classes"
+        other = {
+            k: v for k, v in fold.final.get_params(deep=False).items() if k not in _PER_FOLD_PARAMS
+        }
+        if not _same_params(params, other):
+            return "the folds' networks have different parameters"
+    return None
+
+
+def _same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key, value in a.items():
+        try:
+            same = bool(np.all(value == b[key])) if not isinstance(value, str) else value == b[key]
+        except (TypeError, ValueError):
+            same = value is b[key]
+        if not same:
+            return False
+    return True
 
 
 def fit_fold(
@@ -481,3 +675,107 @@ def fit_fold(
         curves=one.curves(),
         estimator=one.estimator if return_estimator else None,
     )
+
+
+#: Most bytes of copied training rows :func:`fit_fold_group` holds at once to stack folds
+#: that train on copies (a non-row-wise step, a DataFrame or sparse ``X``); above it the
+#: folds train one after another, each copy freed before the next is made.
+STACK_COPY_BYTES = 2**26
+
+
+def _bytes_per_row(X: Any) -> float:
+    n_rows = max(1, _num_samples(X))
+    if sp.issparse(X):
+        return (X.data.nbytes + X.indices.nbytes) / n_rows
+    if hasattr(X, "memory_usage") and hasattr(X, "columns"):
+        return float(X.memory_usage(index=False, deep=False).sum()) / n_rows
+    width = X.shape[1] if len(getattr(X, "shape", ())) == 2 else 1
+    return float(getattr(X, "nbytes", 8 * n_rows * width)) / n_rows
+
+
+def fit_fold_group(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    sample_weight: np.ndarray | None,
+    parts: Sequence[tuple[int, np.ndarray, np.ndarray, int]],
+    *,
+    scoring: Any,
+    return_estimator: bool,
+    error_score: float | str,
+    stack: bool = True,
+) -> list[FoldOutcome]:
+    """Fit and score some folds ``(fold, train, test, seed)`` as one :class:`FoldGroup`.
+
+    What each joblib worker of :func:`nncv.cross_validate` runs: its share of the folds,
+    trained as one stack where they allow it (else one after another). The numbers of each
+    fold are those :func:`fit_fold` gives it. Folds that train on copies of their rows are
+    stacked only while those copies take at most :data:`STACK_COPY_BYTES` together.
+    """
+    keep = error_score != "raise"
+    one_by_one = not stack or len(parts) < 2
+    if not one_by_one:
+        first = Fold(estimator, X, y, parts[0][1], parts[0][2])
+        train_rows = sum(len(train) for _, train, _, _ in parts)
+        one_by_one = first.trains_on_copy() and _bytes_per_row(X) * train_rows > STACK_COPY_BYTES
+    if one_by_one:  # each fold's copy of its rows is held only while it trains
+        return [
+            fit_fold(
+                estimator,
+                X,
+                y,
+                sample_weight,
+                train,
+                test,
+                fold=index,
+                seed=seed,
+                scoring=scoring,
+                return_estimator=return_estimator,
+                error_score=error_score,
+            )
+            for index, train, test, seed in parts
+        ]
+    folds = [
+        Fold(estimator, X, y, train, test, index=index, seed=seed, sample_weight=sample_weight)
+        for index, train, test, seed in parts
+    ]
+    group = FoldGroup(folds, keep_errors=keep)
+    scores: dict[int, dict[str, float]] = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        try:
+            group.start()
+            while not group.finished:
+                if not group.advance(None):
+                    break
+        finally:
+            group.close()
+        for fold in folds:
+            if fold.error is None:
+                scores[fold.index] = group._guard(fold, fold.score, scoring)
+    outcomes = []
+    for fold in folds:
+        if fold.error is not None:
+            names = build_scorers(estimator, scoring).keys()
+            outcomes.append(
+                FoldOutcome(
+                    fold=fold.index,
+                    scores=dict.fromkeys(names, float(error_score)),
+                    fit_time=fold.fit_time,
+                    score_time=fold.score_time,
+                    curves=None,
+                    estimator=fold.estimator if return_estimator else None,
+                    error=f"{type(fold.error).__name__}: {fold.error}",
+                )
+            )
+        else:
+            outcomes.append(
+                FoldOutcome(
+                    fold=fold.index,
+                    scores=scores[fold.index],
+                    fit_time=fold.fit_time,
+                    score_time=fold.score_time,
+                    curves=fold.curves(),
+                    estimator=fold.estimator if return_estimator else None,
+                )
+            )
+    return outcomes

@@ -122,6 +122,9 @@ class FoldObjective:
         Per-sample values among them are sliced per fold.
     epochs_per_report : int, default=1
         Epochs each fold advances between two reports to the pruner.
+    stack_folds : bool, default=True
+        Train the folds of a trial as one stacked network where they allow it
+        (:class:`~nncv.cv.fold.FoldGroup`); the numbers are the same either way.
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class FoldObjective:
         network_fit_params: Mapping[str, Any] | None = None,
         preprocessing_fit_params: Mapping[str, Any] | None = None,
         epochs_per_report: int = 1,
+        stack_folds: bool = True,
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -156,6 +160,7 @@ class FoldObjective:
         self.network_fit_params = dict(network_fit_params or {})
         self.preprocessing_fit_params = dict(preprocessing_fit_params or {})
         self.epochs_per_report = int(epochs_per_report)
+        self.stack_folds = bool(stack_folds)
         self.prefix, _ = network_prefix(estimator)
 
     def _group(self, trial_number: int, params: dict[str, Any]) -> FoldGroup:
@@ -177,7 +182,7 @@ class FoldObjective:
                     step_fit_params=self.preprocessing_fit_params,
                 )
             )
-        return FoldGroup(folds)
+        return FoldGroup(folds, stack=self.stack_folds)
 
     # ------------------------------------------------------------------ trial
     def __call__(self, trial: optuna.Trial) -> float:

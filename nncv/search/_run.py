@@ -363,6 +363,7 @@ def prepare(
         metric=metric,
         network_fit_params=network_params,
         preprocessing_fit_params=preprocessing_params,
+        stack_folds=bool(settings.stack_folds),
     )
     return Search(
         estimator=estimator,

@@ -69,6 +69,8 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         Default: a seeded multivariate TPE sampler.
     task : {"classification", "regression"}, optional
         What the default estimator is; by default inferred from ``y``.
+    stack_folds : bool, default=True
+        Train the folds of a trial as one stacked network (see :func:`nncv.tune`).
 
     Attributes
     ----------
@@ -112,6 +114,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         random_state: int | None = None,
         sampler: Any = None,
         task: str | None = None,
+        stack_folds: bool = True,
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -127,6 +130,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.sampler = sampler
         self.task = task
+        self.stack_folds = stack_folds
 
     def _base_estimator(self) -> Any:
         if self.estimator is not None:

@@ -42,6 +42,7 @@ def tune(
     sample_weight: Any = None,
     fit_params: dict[str, Any] | None = None,
     task: str | None = None,
+    stack_folds: bool = True,
 ) -> TuneResult:
     """Tune a network by k-fold cross-validation with an Optuna study.
 
@@ -103,6 +104,10 @@ def tune(
         with one entry per row are split per fold).
     task : {"classification", "regression"}, optional
         What the default estimator is; by default inferred from ``y``.
+    stack_folds : bool, default=True
+        Train the folds of a trial as one stacked network where they share one network
+        configuration (see :func:`nncv.cross_validate`); ``False`` trains them one after
+        another. The numbers are the same.
 
     Returns
     -------

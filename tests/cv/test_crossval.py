@@ -232,7 +232,7 @@ def test_a_fold_holds_no_copy_of_its_training_rows_or_one_when_it_must(monkeypat
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
-        result = cross_validate(model, X, y, cv=5, random_state=0, n_jobs=1)
+        result = cross_validate(model, X, y, cv=5, random_state=0, n_jobs=1, stack_folds=False)
         peak = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
@@ -245,6 +245,32 @@ def test_a_fold_holds_no_copy_of_its_training_rows_or_one_when_it_must(monkeypat
         # 0.8 X for the scaled training rows, plus blocks; a float64 up-cast,
         # StandardScaler's one-shot fit or a whole held-out copy during training would
         # each add 0.2 X or more
+        assert 0.8 * X.nbytes < peak < 1.1 * X.nbytes
+
+
+@pytest.mark.parametrize("train_from_x", [True, False])
+def test_stacked_folds_hold_no_copy_of_x_either(monkeypatch, train_from_x):
+    X = np.random.default_rng(0).standard_normal((220_000, 100), dtype=np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = make_pipeline(
+        StandardScaler(), NNClassifier(hidden_layer_sizes=(8,), max_epochs=1, batch_size=512)
+    )
+    if not train_from_x:
+        monkeypatch.setattr(_fold_fit, "can_train_from_x", lambda estimator, X: False)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        result = cross_validate(model, X, y, cv=5, random_state=0, n_jobs=1)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert result.mean() > 0.8
+    if train_from_x:
+        # the stack holds every fold's per-row vectors at once (row indices, labels,
+        # encoded targets: about 28 bytes a training row, 0.32 X for 5 folds), no rows of X
+        assert peak < 0.45 * X.nbytes
+    else:
+        # copies larger than STACK_COPY_BYTES: the folds train one after another
         assert 0.8 * X.nbytes < peak < 1.1 * X.nbytes
 
 

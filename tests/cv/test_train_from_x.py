@@ -16,12 +16,18 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 from nncv import NNClassifier, NNRegressor, estimators
-from nncv.cv import cross_validate
+from nncv.cv import cross_validate as _cross_validate
 from nncv.cv import fold as _fold_fit
 from nncv.cv import rows as _rowwise
 from nncv.network import training
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def cross_validate(*args, **kwargs):
+    """One fold's own path (each fold trained alone): tests/cv/test_stacked_folds.py
+    checks that stacked folds give its numbers."""
+    return _cross_validate(*args, stack_folds=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
