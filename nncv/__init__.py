@@ -38,6 +38,7 @@ _LAZY = {
         "nncv.search",
     ),
     **dict.fromkeys(["inspect", "load", "save"], "nncv.persistence"),
+    "FoldEnsemble": "nncv.ensemble",
 }
 _LAZY_MODULES = ("cli", "persistence", "plots", "search")
 
@@ -65,6 +66,7 @@ __all__ = [
     "ConfigurationError",
     "DivergedError",
     "Float",
+    "FoldEnsemble",
     "Int",
     "NNClassifier",
     "NNRegressor",

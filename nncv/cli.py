@@ -373,6 +373,13 @@ def tune_command(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the storage.")] = 1,
     seed: SeedOpt = None,
     stack_folds: StackOpt = True,
+    refit: Annotated[
+        str,
+        typer.Option(
+            help="What --out saves: 'refit' (the best configuration refit on all rows) or "
+            "'ensemble' (the best trial's fold models, averaged)."
+        ),
+    ] = "refit",
     out: Annotated[
         Path | None, typer.Option(help="Save the refitted best model here (nncv.save).")
     ] = None,
@@ -381,10 +388,18 @@ def tune_command(
     ] = None,
 ) -> None:
     """Tune the network by k-fold CV with an Optuna study; save the best model."""
-    options = {name: value for name, value in locals().items() if name not in ("out", "trials_out")}
+    options = {
+        name: value
+        for name, value in locals().items()
+        if name not in ("out", "trials_out", "refit")
+    }
     import nncv
 
-    result = _tune(**options, refit=out is not None)
+    if refit not in ("refit", "ensemble"):
+        raise CommandError(f"--refit must be 'refit' or 'ensemble', got {refit!r}")
+    result = _tune(
+        **options, refit=False if out is None else ("ensemble" if refit == "ensemble" else True)
+    )
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")
     typer.echo("best parameters: " + json.dumps(result.best_params, default=str, sort_keys=True))

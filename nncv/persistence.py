@@ -45,9 +45,10 @@ def save(obj: Any, path: PathLike) -> Path:
 
     Parameters
     ----------
-    obj : NNClassifier, NNRegressor or sklearn.pipeline.Pipeline
-        Fitted. A pipeline may hold ``StandardScaler``, ``MinMaxScaler``, ``RobustScaler``,
-        ``MaxAbsScaler``, ``OneHotEncoder``, ``ColumnTransformer`` (of these, remainder
+    obj : NNClassifier, NNRegressor, sklearn.pipeline.Pipeline or nncv.FoldEnsemble
+        Fitted (an ensemble is saved as its members). A pipeline may hold
+        ``StandardScaler``, ``MinMaxScaler``, ``RobustScaler``, ``MaxAbsScaler``,
+        ``OneHotEncoder``, ``ColumnTransformer`` (of these, remainder
         ``"drop"`` or ``"passthrough"``) and ``"passthrough"`` steps.
     path : str or path-like
         A path ending in ``.nncv`` (or ``.zip``) gives a single zip file; any other path a

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
@@ -26,6 +27,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from nncv._persistence._values import ValueDecoder, ValueEncoder, check_key
+from nncv.ensemble import FoldEnsemble
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import ArtifactError, NncvError
 from nncv.scalers import SCALERS
@@ -41,7 +43,9 @@ SKLEARN_TYPES: dict[str, type] = {
     # the savable scalers of the scaler registry
     **{entry.saved_as: entry.cls for entry in SCALERS.values() if entry.saved_as},
 }
-TYPES: dict[str, type] = {**NNCV_TYPES, **SKLEARN_TYPES}
+#: Ensembles: saved as their fitted members only (``estimators_``), rebuilt from them.
+ENSEMBLE_TYPES: dict[str, type] = {"nncv.FoldEnsemble": FoldEnsemble}
+TYPES: dict[str, type] = {**NNCV_TYPES, **SKLEARN_TYPES, **ENSEMBLE_TYPES}
 _NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
 _SKIPPED_STEPS = ("passthrough", "drop", None)
 
@@ -89,6 +93,14 @@ def check_saveable(obj: Any, where: str, root: bool = True) -> None:
         return
     if isinstance(obj, FunctionTransformer):
         return
+    if isinstance(obj, FoldEnsemble):
+        if not hasattr(obj, "estimators_"):
+            raise ArtifactError(
+                f"cannot save {where}: this FoldEnsemble is not fitted; fit it first"
+            )
+        for index, member in enumerate(obj.estimators_):
+            check_saveable(member, f"{where} → member {index}", root=False)
+        return
     try:
         check_is_fitted(obj, "network_" if name in NNCV_TYPES else None)
     except NotFittedError:
@@ -119,6 +131,8 @@ def encode_node(obj: Any, key: str, where: str, arrays: dict[str, np.ndarray]) -
     labels = _child_labels(obj, where, root=key == "")
     params = obj.get_params(deep=False)
     attributes = {k: v for k, v in vars(obj).items() if k not in params}
+    if name in ENSEMBLE_TYPES:  # the members; params and the rest are rebuilt from them
+        params, attributes = {}, {"estimators_": list(obj.estimators_)}
     for attribute in attributes:
         _check_attribute_name(type(obj), attribute, where)
     prefix = f"{key}." if key else ""
@@ -198,7 +212,21 @@ def decode_node(node: Any, where: str, arrays: Mapping[str, np.ndarray], used: s
         if attribute in kwargs:
             raise ArtifactError(f"{where}: {attribute!r} is both a param and an attribute")
         setattr(obj, attribute, decoder.decode(value, f"{where}.attributes.{attribute}"))
+    if name in ENSEMBLE_TYPES:
+        _rebuild_ensemble(obj, attributes, where)
     return obj
+
+
+def _rebuild_ensemble(obj: Any, attributes: dict, where: str) -> None:
+    """Check a loaded ensemble's members (one task, one input width, the same classes)."""
+    members = getattr(obj, "estimators_", None)
+    if set(attributes) != {"estimators_"} or not isinstance(members, list) or not members:
+        raise ArtifactError(f"{where}: a FoldEnsemble node holds a non-empty estimators_ list")
+    try:
+        obj._set_members(members)
+    except NncvError as error:
+        raise ArtifactError(f"{where}: inconsistent ensemble members: {error}") from error
+    obj.estimators = [clone(member) for member in members]
 
 
 def _decode_nncv(

@@ -203,8 +203,12 @@ class Search:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         self.temp_dir = None
 
-    def result(self, refit: bool, interrupted: bool = False) -> TuneResult:
-        """Summarise the study; refit the best configuration on all the data if asked."""
+    def result(self, refit: bool | str, interrupted: bool = False) -> TuneResult:
+        """Summarise the study; refit the best configuration on all the data if asked.
+
+        ``refit="ensemble"`` keeps the best trial's fold models instead, as a
+        :class:`~nncv.FoldEnsemble` (:meth:`fold_ensemble`).
+        """
         best = best_complete_trial(self.study)
         trial = optuna.trial.FixedTrial(best.params)
         best_params = self.space.suggest(trial, self.objective.hidden_layers)
@@ -225,9 +229,34 @@ class Search:
             fold_scores=fold_scores,
             interrupted=interrupted,
         )
-        if refit and not interrupted:
+        if refit == "ensemble" and not interrupted:
+            result.best_estimator = self.fold_ensemble(best, best_params)
+        elif refit and not interrupted:
             result.best_estimator, result.refit_epochs = self.refit(best, best_params)
         return result
+
+    def fold_ensemble(self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]) -> Any:
+        """The best trial's fold models as one :class:`~nncv.FoldEnsemble`.
+
+        They are re-created by training the trial's folds again with the seeds it had
+        (``derive_seed(study_seed, trial, fold)``) on the study's stored splits: the same
+        models the trial trained, from any worker or after a resume.
+        """
+        from nncv.ensemble import FoldEnsemble
+
+        names = self.objective.names
+        params = {names[name]: value for name, value in best_params.items()}
+        group = self.objective._group(best.number, params)
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                group.start()
+                while not group.finished:
+                    if not group.advance(None):
+                        break
+            finally:
+                group.close()
+        return FoldEnsemble.from_fitted([fold.estimator for fold in group.folds])
 
     def refit(self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]) -> tuple[Any, Any]:
         """Fit a clone on all the data with the best parameters (and the folds' peak epoch)."""

@@ -56,7 +56,9 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
     scoring : str, callable, list or dict, optional
         As GridSearchCV; with several scorers ``refit`` names the one maximised.
     refit : bool or str, default=True
-        Refit the best configuration on the whole data (``best_estimator_``).
+        Refit the best configuration on the whole data (``best_estimator_``); a scorer
+        name also names the metric maximised. ``"ensemble"`` keeps the best trial's fold
+        models instead, as a :class:`~nncv.FoldEnsemble` (the first scorer maximised).
     pruner : {"median", "hyperband", "successive_halving", "none"} or optuna pruner
     storage : None, ".log" path, SQLAlchemy URL or optuna storage
     study_name : str, optional
@@ -168,7 +170,9 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         """
         check_run_limits(self.n_trials, self.timeout)
         if self.refit is not True and self.refit is not False and not isinstance(self.refit, str):
-            raise SearchError(f"refit must be True, False or a scorer name, got {self.refit!r}")
+            raise SearchError(
+                f"refit must be True, False, 'ensemble' or a scorer name, got {self.refit!r}"
+            )
         study_name = self.study_name
         if study_name is None and self.storage is not None:
             study_name = f"nncv-searchcv-{uuid.uuid4().hex[:12]}"
@@ -179,13 +183,13 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
             settings,
             estimator=self.estimator,
             groups=groups,
-            refit_metric=self.refit,
+            refit_metric=False if self.refit == "ensemble" else self.refit,
             fit_params=fit_params,
         )
         if search.run(self.n_trials, self.timeout):
             raise KeyboardInterrupt
         started = time.perf_counter()
-        result = search.result(refit=bool(self.refit))
+        result = search.result(refit="ensemble" if self.refit == "ensemble" else bool(self.refit))
         self.refit_time_ = time.perf_counter() - started
         scorers = build_scorers(search.estimator, self.scoring)
         self._set_fitted(result, scorers, len(search.setup.splits))

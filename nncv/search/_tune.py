@@ -36,7 +36,7 @@ def tune(
     study_name: str | None = None,
     n_workers: int = 1,
     random_state: int | None = None,
-    refit: bool = True,
+    refit: bool | str = True,
     *,
     groups: Any = None,
     sample_weight: Any = None,
@@ -92,8 +92,11 @@ def tune(
         journal file meanwhile); BLAS is limited to one thread in each.
     random_state : int, optional
         The study seed (folds, fold seeds, sampler). A continued study keeps its own.
-    refit : bool, default=True
+    refit : bool or "ensemble", default=True
         Refit the best configuration on all the data (``result.best_estimator``).
+        ``"ensemble"`` keeps the best trial's fold models instead: ``best_estimator`` is a
+        :class:`~nncv.FoldEnsemble` of them (mean of their probabilities / predictions),
+        re-created by training that trial's folds again with its seeds.
     groups : array-like of shape (n_samples,), optional
         Group labels for a group splitter in ``cv``.
     sample_weight : array-like of shape (n_samples,), optional
@@ -137,8 +140,8 @@ def tune(
     True
     """
     check_run_limits(n_trials, timeout)
-    if not isinstance(refit, bool | np.bool_):
-        raise SearchError(f"refit must be True or False, got {refit!r}")
+    if not isinstance(refit, bool | np.bool_) and refit != "ensemble":
+        raise SearchError(f"refit must be True, False or 'ensemble', got {refit!r}")
     settings = SearchSettings.from_mapping(locals())
     search = prepare(
         X,
