@@ -125,6 +125,12 @@ ScoringOpt = Annotated[
     typer.Option("--scoring", "-s", help="scikit-learn scorer name (repeatable)."),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (folds, networks).")]
+TuneSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed", help="Study seed (folds, networks, sampler).", show_default="a random seed"
+    ),
+]
 StorageOpt = Annotated[
     str | None,
     typer.Option(help="Study storage: a path ending in .log (journal file) or a SQLAlchemy URL."),
@@ -398,7 +404,7 @@ def tune_command(
     storage: StorageOpt = None,
     study_name: StudyOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the storage.")] = 1,
-    seed: SeedOpt = None,
+    seed: TuneSeedOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Save the refitted best model here (nncv.save).")
     ] = None,
