@@ -351,6 +351,8 @@ def _tune(
     workers: int,
     seed: int | None,
     refit: bool,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> Any:
     import nncv
 
@@ -375,6 +377,8 @@ def _tune(
         n_workers=workers,
         random_state=seed,
         refit=refit,
+        progress=False if quiet else None,  # a bar when standard error is a terminal
+        verbose=verbose,
         **options,
     )
 
@@ -385,6 +389,12 @@ SpaceOpt = Annotated[
 TrialsOpt = Annotated[int, typer.Option("--trials", "-n", min=1, help="Number of trials.")]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Stop starting trials after seconds.")]
 PrunerOpt = Annotated[str, typer.Option(help="Optuna pruner: median, hyperband, … or none.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn off a terminal).")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Print Optuna's line for every trial.")
+]
 
 
 @app.command("tune")
@@ -411,8 +421,15 @@ def tune_command(
     trials_out: Annotated[
         Path | None, typer.Option(help="Write the trial × fold × epoch table (CSV/Parquet).")
     ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Tune the network by k-fold CV with an Optuna study; save the best model."""
+    """Tune the network by k-fold CV with an Optuna study; save the best model.
+
+    On a terminal a progress bar shows the trials done, pruned and failed, the best score
+    so far, the elapsed time and an ETA (`--quiet` hides it; `--verbose` adds Optuna's
+    line per trial).
+    """
     import nncv
 
     result = _tune(
@@ -432,6 +449,8 @@ def tune_command(
         workers=workers,
         seed=seed,
         refit=out is not None,
+        quiet=quiet,
+        verbose=verbose,
     )
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")

@@ -3,7 +3,9 @@
 Each script names its data, its estimator and its search space and hands them to
 :func:`main`, which parses ``--trials --cv --storage --workers --out`` (and a few more),
 runs :func:`nncv.tune`, prints the best parameters and CV score, and saves the best
-pipeline with :func:`nncv.save`. ``--outer K`` instead measures the whole procedure by
+pipeline with :func:`nncv.save`. On a terminal a progress bar (trials done, pruned and
+failed, best so far, elapsed, ETA) runs on standard error; ``--quiet`` hides it and
+``--verbose`` adds Optuna's line per trial. ``--outer K`` instead measures the whole procedure by
 nested cross-validation: ``cross_val_score`` over :class:`nncv.NNSearchCV`, one fresh
 study per outer fold.
 """
@@ -72,6 +74,12 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
         "--outer-jobs", type=int, default=1, help="outer folds in parallel (processes) with --outer"
     )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar (none off a terminal)"
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="print Optuna's line for every trial"
+    )
     args = parser.parse_args(argv)
     for name in ("trials", "cv", "workers", "outer_jobs"):
         if getattr(args, name) < 1:
@@ -103,6 +111,8 @@ def _tune(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict
         study_name=study_name,
         n_workers=args.workers,
         random_state=args.seed,
+        progress=False if args.quiet else None,  # a bar when standard error is a terminal
+        verbose=args.verbose,
     )
     seconds = time.perf_counter() - started
     print(f"study {result.study.study_name!r}: {_states(result.study)} in {seconds:.0f} s")
