@@ -135,7 +135,13 @@ StorageOpt = Annotated[
     str | None,
     typer.Option(help="Study storage: a path ending in .log (journal file) or a SQLAlchemy URL."),
 ]
-StudyOpt = Annotated[str | None, typer.Option("--study-name", help="Study name in the storage.")]
+StudyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--study-name",
+        help="Study name in the storage (tune: default the data's name with --storage).",
+    ),
+]
 
 
 def load_data(data: str, target: str | None) -> tuple[Any, Any]:
@@ -360,6 +366,8 @@ def _tune(
     if space is not None and not space.exists():
         raise CommandError(f"no such search space file: {space}")
     estimator = build_estimator(y, task, scaler, parse_params(param))
+    if storage is not None and study_name is None:
+        study_name = Path(data).stem  # a rerun on the same storage continues the study
     options: dict[str, Any] = {}
     if scoring:
         options["scoring"] = _scoring(scoring)

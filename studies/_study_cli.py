@@ -63,6 +63,12 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
         "--out", default=f"{script.name}-best.nncv", help="where nncv.save writes the best pipeline"
     )
     parser.add_argument("--seed", type=int, default=0, help="study seed")
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="override the network's max_epochs (default: the script's)",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds, then stop")
     parser.add_argument(
         "--pruner", default="median", help="median, hyperband, successive_halving or none"
@@ -81,6 +87,8 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
         "--verbose", "-v", action="store_true", help="print Optuna's line for every trial"
     )
     args = parser.parse_args(argv)
+    if args.max_epochs is not None and args.max_epochs < 1:
+        parser.error("--max-epochs must be at least 1")
     for name in ("trials", "cv", "workers", "outer_jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -94,13 +102,24 @@ def _states(study: optuna.Study) -> str:
     return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
 
 
+def _estimator(script: StudyScript, args: argparse.Namespace) -> Any:
+    """The script's estimator, with ``--max-epochs`` applied to its network."""
+    from nncv.search._estimator import network_prefix
+
+    estimator = script.estimator()
+    if args.max_epochs is not None:
+        prefix, _ = network_prefix(estimator)
+        estimator.set_params(**{f"{prefix}max_epochs": args.max_epochs})
+    return estimator
+
+
 def _tune(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict[str, Any]:
     study_name = args.study_name or (script.name if args.storage else None)
     started = time.perf_counter()
     result = nncv.tune(
         X,
         y,
-        estimator=script.estimator(),
+        estimator=_estimator(script, args),
         space=script.space(),
         n_trials=args.trials,
         timeout=args.timeout,
@@ -149,7 +168,7 @@ def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> di
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
     search = nncv.NNSearchCV(
-        script.estimator(),
+        _estimator(script, args),
         script.space(),
         n_trials=args.trials,
         cv=args.cv,

@@ -358,6 +358,22 @@ def test_report_on_a_missing_storage_leaves_nothing_behind(tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+def test_tune_on_a_storage_names_the_study_after_the_data_so_a_rerun_continues(tmp_path):
+    storage = tmp_path / "study.log"
+    common = ["--cv", 2, "-p", "max_epochs=2", "-p", "hidden_layer_sizes=(4,)", "--seed", 0]
+    for _ in range(2):
+        result = invoke("tune", "iris", "--trials", 1, *common, "--storage", storage)
+        assert result.exit_code == 0, result.output
+        assert "study: iris" in result.output
+    import optuna
+
+    assert optuna.get_all_study_names(nncv.search._storage.make_storage(str(storage))) == ["iris"]
+    study = optuna.load_study(
+        study_name="iris", storage=nncv.search._storage.make_storage(str(storage))
+    )
+    assert len(study.trials) == 2
+
+
 def test_report_draws_a_curves_table(tmp_path):
     curves = pd.DataFrame(
         {"fold": [0, 0, 1, 1], "epoch": [1, 2, 1, 2], "val_score": [0.5, 0.6, 0.55, 0.7]}
