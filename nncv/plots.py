@@ -235,9 +235,10 @@ def intermediate_values(
 
     Every trial is a thin grey line (pruned ones end early); the ``highlight`` trials
     (e.g. the best few) are drawn in colour and named in the legend. The y-range covers
-    the highlighted trials and the bulk of the others (from their 5th percentile for a
-    maximised value, up to the 95th for a minimised one), so a few diverging trials do
-    not squash the curves that matter.
+    the highlighted trials whole and the better three quarters of the trials' last values
+    (without highlights: from the 5th percentile of all values for a maximised value, up
+    to the 95th for a minimised one), so diverged trials do not squash the curves that
+    matter.
 
     Parameters
     ----------
@@ -295,14 +296,16 @@ def intermediate_values(
             zorder=3,
         )
     if len(values):
-        chosen = values[values["trial"].isin(highlight)]["value"]
-        all_values = values["value"].to_numpy(dtype=float)
+        chosen = values[values["trial"].isin(highlight)]["value"].to_numpy(dtype=float)
+        everything = values["value"].to_numpy(dtype=float)
+        finals = values.groupby("trial")["value"].last().to_numpy(dtype=float)
+        # the highlighted curves whole, and the better three quarters of the trials' ends
         if direction == "maximize":
-            low = min(np.percentile(all_values, 5), chosen.min() if len(chosen) else np.inf)
-            high = all_values.max()
+            bulk = np.percentile(finals, 25) if len(chosen) else np.percentile(everything, 5)
+            low, high = min(bulk, *chosen), everything.max()
         else:
-            low = all_values.min()
-            high = max(np.percentile(all_values, 95), chosen.max() if len(chosen) else -np.inf)
+            bulk = np.percentile(finals, 75) if len(chosen) else np.percentile(everything, 95)
+            low, high = everything.min(), max(bulk, *chosen)
         margin = 0.05 * (high - low) if high > low else 0.05 * (abs(high) or 1.0)
         axes.set_ylim(low - margin, high + margin)
     handles, labels = axes.get_legend_handles_labels()
@@ -372,7 +375,7 @@ def slice_grid(
     for axes, name in zip(grid.flat, names, strict=False):
         drawn = trials.dropna(subset=[name])
         x = drawn[name]
-        categorical = x.dtype == object or pd.api.types.is_bool_dtype(x)
+        categorical = not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x)
         if categorical:
             x = x.astype(str)
         points = axes.scatter(
