@@ -243,8 +243,12 @@ def _html(study: optuna.Study, table: pandas.DataFrame, best: list[int], page: _
     counts = table["state"].value_counts().to_dict() if len(table) else {}
     summary = ", ".join(f"{count} {state.lower()}" for state, count in counts.items())
     top = table.set_index("number").loc[best] if best else table.iloc[0:0]
-    columns = [c for c in top.columns if c not in ("datetime_start", "fail_reason", "state")]
-    top_html = top[columns].to_html(float_format=lambda v: f"{v:.4g}", border=0)
+    # the first scorer's mean is the value: keep its std, the other scorers, the parameters
+    hidden = {"datetime_start", "fail_reason", "state", "last_value"}
+    hidden |= {c for c in top.columns if c.startswith("mean_") and top[c].equals(top["value"])}
+    columns = [c for c in top.columns if c not in hidden]
+    shown = top[columns].rename(columns=lambda c: c.removeprefix("params_"))
+    top_html = shown.to_html(float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
     figures = "\n".join(
         f"<section><h2>{html.escape(title)}</h2><p>{html.escape(caption)}</p>"
         f'<img src="{html.escape(name)}" alt="{html.escape(title)}"></section>'
@@ -261,6 +265,7 @@ def _html(study: optuna.Study, table: pandas.DataFrame, best: list[int], page: _
 body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }}
 img {{ max-width: 100%; border: 1px solid #ddd; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }}
+.wide {{ overflow-x: auto; }}
 td, th {{ padding: 0.2em 0.6em; border-bottom: 1px solid #ddd; text-align: right; }}
 </style>
 </head>
@@ -271,7 +276,7 @@ td, th {{ padding: 0.2em 0.6em; border-bottom: 1px solid #ddd; text-align: right
 <a href="trials.csv">trials.csv</a> (one row per trial),
 <a href="curves.csv">curves.csv</a> (trial &times; fold &times; epoch &times; metric).</p>
 <h2>Best trials</h2>
-{top_html}
+<div class="wide">{top_html}</div>
 {figures}
 {f"<h2>Not drawn</h2><ul>{notes}</ul>" if notes else ""}
 </body>
