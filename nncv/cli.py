@@ -117,12 +117,14 @@ ScalerOpt = Annotated[
 ]
 ParamOpt = Annotated[
     list[str] | None,
-    typer.Option("--param", "-p", help="Network parameter name=value (repeatable)."),
+    typer.Option("--param", "-p", metavar="NAME=VALUE", help="Network parameter (repeatable)."),
 ]
 CvOpt = Annotated[int, typer.Option("--cv", min=2, help="Number of folds.")]
 ScoringOpt = Annotated[
     list[str] | None,
-    typer.Option("--scoring", "-s", help="scikit-learn scorer name (repeatable)."),
+    typer.Option(
+        "--scoring", "-s", metavar="SCORER", help="scikit-learn scorer name (repeatable)."
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (folds, networks).")]
 TuneSeedOpt = Annotated[
@@ -532,7 +534,8 @@ def predict_command(
         bool, typer.Option("--proba", help="Add one probability column per class.")
     ] = False,
     drop: Annotated[
-        list[str] | None, typer.Option(help="Columns to ignore (e.g. the target; repeatable).")
+        list[str] | None,
+        typer.Option(metavar="COLUMN", help="Column to ignore (e.g. the target; repeatable)."),
     ] = None,
     no_header: Annotated[
         bool,
@@ -649,8 +652,9 @@ def report_command(
     metric: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="METRIC",
             help="Per-epoch metric to draw (repeatable; default: loss, val_loss, "
-            "val_score for a study, val_score for a curves table)."
+            "val_score for a study, val_score for a curves table).",
         ),
     ] = None,
 ) -> None:

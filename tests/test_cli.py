@@ -215,6 +215,17 @@ def test_predict_says_columns_are_taken_by_position(tmp_path):
     assert result.exit_code == 1 and "3 columns" in result.output and "4 features" in result.output
 
 
+def test_predict_refuses_a_headerless_csv_for_a_model_that_takes_names(tmp_path, cancer_csv):
+    frame = pd.read_csv(cancer_csv)
+    model = nncv.make_pipeline("standard", hidden_layer_sizes=4, max_epochs=2, random_state=0)
+    model.fit(frame.drop(columns="label"), frame["label"])
+    nncv.save(model, tmp_path / "model.nncv")
+    frame.drop(columns="label").to_csv(tmp_path / "rows.csv", index=False, header=False)
+    result = invoke("predict", tmp_path / "model.nncv", tmp_path / "rows.csv")
+    assert result.exit_code == 1
+    assert "no header row" in result.output and "mean_radius" in result.output
+
+
 def test_predict_names_a_text_column(tmp_path, cancer_csv):
     frame = pd.read_csv(cancer_csv)
     model = nncv.make_pipeline("standard", hidden_layer_sizes=4, max_epochs=2, random_state=0)
@@ -269,7 +280,7 @@ def help_text(*command: str) -> str:
 @pytest.mark.parametrize("command", ["cv", "tune", "worker", "predict", "report"])
 def test_help_text_has_no_bool_metavar_nor_rst_markup(command):
     text = help_text(command)
-    assert "<bool>" not in text
+    assert "<bool>" not in text and "<list[str]>" not in text
     assert "``" not in text
 
 
