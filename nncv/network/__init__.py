@@ -3,6 +3,8 @@
 from nncv.network import activations, initializers, losses, metrics, optimizers, schedules
 from nncv.network.layers import Activation, Dense, Dropout
 from nncv.network.model import Network
+from nncv.network.stacked import StackedNetwork
+from nncv.network.stacked_training import FoldData, StackedTrainer
 from nncv.network.training import Callback, EarlyStopping, EpochCallback, Trainer
 
 __all__ = [
@@ -12,7 +14,10 @@ __all__ = [
     "Dropout",
     "EarlyStopping",
     "EpochCallback",
+    "FoldData",
     "Network",
+    "StackedNetwork",
+    "StackedTrainer",
     "Trainer",
     "activations",
     "initializers",

@@ -349,6 +349,22 @@ class Trainer:
             self.optimizer.update(parameters, gradients, learning_rate)
         return loss_sum / max(weight_sum, np.finfo(np.float64).tiny), learning_rate
 
+    def _check_parameters(self, learning_rate: float) -> None:
+        """Raise :class:`DivergedError` when the epoch's last update left NaN or infinity.
+
+        The epoch loss is measured before each step, so a last step that overflows (one
+        full batch, or a huge learning rate) leaves a finite loss and broken weights; one
+        pass over the flat parameter vector per epoch (far cheaper than the epoch) sees it.
+        """
+        parameters = self.network.parameters
+        if not np.isfinite(parameters).all():
+            bad = int(parameters.size - np.count_nonzero(np.isfinite(parameters)))
+            raise DivergedError(
+                f"training diverged at epoch {self.epochs_done}: {bad} of {parameters.size} "
+                f"weights became NaN or infinite (learning rate {learning_rate:g}); lower the "
+                "learning rate or add decay"
+            )
+
     def evaluate(self, inputs, targets: np.ndarray, sample_weight=None) -> tuple[float, float]:
         """``(data loss, score)`` of the current network on some data (dropout off)."""
         outputs = self.network.predict(inputs)
@@ -375,7 +391,7 @@ class Trainer:
         Raises
         ------
         DivergedError
-            When the loss becomes NaN or infinite.
+            When the loss, or a weight after the epoch's updates, becomes NaN or infinite.
         """
         dtype = self.network.dtype
         if not isinstance(inputs, IndexedRows):
@@ -401,6 +417,7 @@ class Trainer:
                         f"{data_loss + regularisation} (learning rate {learning_rate:g}); "
                         "lower the learning rate or add decay"
                     )
+                self._check_parameters(learning_rate)
                 record: Record = {
                     "epoch": self.epochs_done,
                     "loss": data_loss + regularisation,
