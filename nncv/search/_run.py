@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from nncv.search._estimator import (
 from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._scoring import make_scorers
-from nncv.search._storage import StorageSpec, make_storage
+from nncv.search._storage import StorageSpec, make_storage, retry_races
 from nncv.search._study import StudySetup, fingerprint_data, fold_seed, make_splits, open_study
 from nncv.search._study import sampler_seed as derive_sampler_seed
 from nncv.search.space import SearchSpace
@@ -93,12 +94,32 @@ def _make_sampler(
         )
 
 
+def worker_name() -> str:
+    """``host:pid`` of this process, recorded on each trial it runs (``nncv_worker``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _signed(objective: FoldObjective) -> Any:
+    """The objective, recording first which worker runs the trial (a trial system attr)."""
+    name = worker_name()
+
+    def run(trial: optuna.Trial) -> Any:
+        trial.storage.set_trial_system_attr(trial._trial_id, "nncv_worker", name)
+        return objective(trial)
+
+    return run
+
+
 def _optimize(
     study: optuna.Study, objective: FoldObjective, n_trials: int | None, timeout: float | None
 ) -> None:
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(DivergedError,))
+        # Optuna fails the trials of dead workers (heartbeat) before each trial starts.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(
+            _signed(objective), n_trials=n_trials, timeout=timeout, catch=(DivergedError,)
+        )
 
 
 def _worker(
@@ -117,11 +138,14 @@ def _worker(
     """One worker process: open the shared storage and run its share of the trials."""
     optuna.logging.set_verbosity(verbosity)  # as quiet or loud as the parent
     storage = make_storage(storage_spec)
-    study = optuna.load_study(
-        study_name=study_name,
-        storage=storage,
-        sampler=_make_sampler(sampler, seed, n_existing, worker),
-        pruner=pruner,
+    study = retry_races(
+        lambda: optuna.load_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=_make_sampler(sampler, seed, n_existing, worker),
+            pruner=pruner,
+        ),
+        also=(KeyError,),
     )
     _optimize(study, objective, n_trials, timeout)
     return worker
