@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -54,8 +55,70 @@ _RECORD_START = b'{"op_code":'
 _CHUNK = 1 << 16
 
 
+class OwnedFileLock(JournalFileOpenLock):
+    """Optuna's open-based lock file, holding its owner's ``host pid``.
+
+    A lock left by a process of this host that is gone (``kill -9`` while it held the
+    lock) is broken at once instead of after Optuna's 30 s grace period; any other stale
+    lock (another host, or an owner that is not recorded) still waits out the grace period.
+    """
+
+    def __init__(self, filepath: str, grace_period: int | None = 30) -> None:
+        super().__init__(filepath, grace_period)
+        self._owner = f"{socket.gethostname()} {os.getpid()}"
+
+    def _owner_is_gone(self) -> bool:
+        try:
+            with open(self._lock_file) as handle:
+                host, pid = handle.read().split()
+        except (OSError, ValueError):
+            return False  # gone meanwhile, being written, or not ours to judge
+        if host != socket.gethostname():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, ValueError):
+            return False
+        return False
+
+    def acquire(self) -> bool:
+        sleep_s = 0.001
+        mtime, since = None, time.monotonic()
+        while True:
+            try:
+                handle = os.open(self._lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                stale = self._owner_is_gone()
+                if not stale and self.grace_period is not None:
+                    try:
+                        current = os.stat(self._lock_file).st_mtime
+                    except OSError:
+                        continue
+                    if current != mtime:
+                        mtime, since = current, time.monotonic()
+                    stale = time.monotonic() - since > self.grace_period
+                if stale:
+                    logger.warning("breaking the lock %s of a dead writer", self._lock_file)
+                    try:
+                        self.release()
+                    except RuntimeError:
+                        pass
+                    sleep_s = 0.001
+                    continue
+                time.sleep(sleep_s)
+                sleep_s = min(sleep_s * 2, 0.1)
+                continue
+            try:
+                os.write(handle, self._owner.encode())
+            finally:
+                os.close(handle)
+            return True
+
+
 @contextmanager
-def _held(lock: JournalFileOpenLock) -> Iterator[None]:
+def _held(lock: OwnedFileLock) -> Iterator[None]:
     lock.acquire()
     try:
         yield
@@ -130,6 +193,13 @@ def _salvage(line: bytes) -> bytes | None:
 
 def check_and_repair(path: Path) -> None:
     """Refuse a file that is not a journal; repair torn records. Hold the journal's lock."""
+    with open(path, "rb") as handle:
+        start = handle.read(len(_RECORD_START))
+    if start and start != _RECORD_START:
+        raise SearchError(
+            f"{path} is not an Optuna journal (it does not start with a journal record); "
+            "give another .log path for the study"
+        )
     cut_torn_tail(path)
     with open(path, "rb") as handle:
         lines = list(handle)
@@ -139,11 +209,6 @@ def check_and_repair(path: Path) -> None:
         if _is_record(line):
             kept.append(line)
             continue
-        if number == 1 and not line.startswith(_RECORD_START):
-            raise SearchError(
-                f"{path} is not an Optuna journal (its first line is not a journal record); "
-                "give another .log path for the study"
-            )
         fixed = _salvage(line)
         if fixed is None:
             raise SearchError(
@@ -207,7 +272,7 @@ class LeasedJournalStorage(JournalStorage, BaseHeartbeat):
         grace_period: int,
         stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
     ) -> None:
-        lock = JournalFileOpenLock(str(path))
+        lock = OwnedFileLock(str(path))
         with _held(lock):
             check_and_repair(path)
         backend = RepairingJournalBackend(str(path), lock_obj=lock)
@@ -216,7 +281,7 @@ class LeasedJournalStorage(JournalStorage, BaseHeartbeat):
         except (ValueError, KeyError) as error:  # a record Optuna cannot replay
             raise SearchError(f"cannot read journal {path}: {error}") from None
         self.path = path
-        self._nncv_lock = JournalFileOpenLock(str(path) + ".nncv")
+        self._nncv_lock = OwnedFileLock(str(path) + ".nncv")
         self._heartbeat_interval = int(heartbeat_interval)
         self._grace_period = int(grace_period)
         self._stale_trial_callback = stale_trial_callback

@@ -47,6 +47,7 @@ __all__ = [
     "make_storage",
     "retry_races",
     "set_study_attr_once",
+    "study_names",
 ]
 
 StorageSpec = str | os.PathLike | optuna.storages.BaseStorage | None
@@ -266,3 +267,22 @@ def make_storage(storage: StorageSpec) -> optuna.storages.BaseStorage:
         f"storage {text!r} is neither a journal file (a path ending in .log) nor a "
         "SQLAlchemy URL such as sqlite:///study.db or postgresql://user@host/db"
     )
+
+
+def study_names(storage: str | os.PathLike) -> list[str]:
+    """Names of the studies in a journal or database, creating nothing where there is none.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> study_names(os.path.join(tempfile.mkdtemp(), "none-yet.log"))
+    []
+    """
+    text = os.fspath(storage)
+    if "://" not in text and not os.path.exists(text):
+        return []
+    sqlite = re.match(r"sqlite:///(.+)$", text)
+    if sqlite and sqlite.group(1) != ":memory:" and not os.path.exists(sqlite.group(1)):
+        return []
+    opened = make_storage(storage)
+    return sorted(summary.study_name for summary in opened.get_all_studies())
