@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -253,3 +254,44 @@ def test_a_trial_of_a_killed_worker_is_failed_and_its_parameters_retried(
     assert len(retried) == 1 and retried[0].state == State.COMPLETE
     assert retried[0].params == trials[dead.number].params == dead.params
     assert sum(t.state == State.COMPLETE for t in trials.values()) == 2
+
+
+# ------------------------------------------------------------- nncv worker
+def test_worker_refuses_a_study_that_does_not_exist_and_lists_those_that_do(tmp_path):
+    from typer.testing import CliRunner
+
+    from nncv.cli import app
+
+    def worker(*args):
+        common = ["--cv", "2", "-p", "max_epochs=2", "--trials", "1", "--pruner", "none"]
+        return CliRunner().invoke(app, ["worker", "iris", *common, *map(str, args)])
+
+    storage = tmp_path / "study.log"
+    missing = worker("--storage", storage, "--study-name", "iris")
+    assert missing.exit_code == 1
+    assert "no study 'iris'" in missing.output and "studies there: none" in missing.output
+    assert not storage.exists()  # nothing created
+
+    created = worker("--storage", storage, "--study-name", "iris", "--create")
+    assert created.exit_code == 0, created.output
+    typo = worker("--storage", storage, "--study-name", "irsi")
+    assert typo.exit_code == 1
+    assert "did you mean 'iris'" in typo.output and "studies there: 'iris'" in typo.output
+    assert optuna.get_all_study_names(make_storage(str(storage))) == ["iris"]
+
+    database = f"sqlite:///{tmp_path / 'study.db'}"
+    assert worker("--storage", database, "--study-name", "iris").exit_code == 1
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_a_lock_left_by_a_killed_writer_of_this_host_is_broken_at_once(iris, tmp_path):
+    X, y = iris
+    path = tmp_path / "study.log"
+    _tune(X, y, str(path), 1, random_state=0)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (tmp_path / "study.log.lock").write_text(f"{socket.gethostname()} {gone.pid}")
+    started = time.monotonic()
+    _tune(X, y, str(path), 1)  # Optuna's own lock would wait 30 s for this one
+    assert time.monotonic() - started < 15
+    assert not (tmp_path / "study.log.lock").exists()
