@@ -111,7 +111,8 @@ def _run_load(spec: str, tmp_path) -> None:
     assert states.count(State.RUNNING) == states.count(State.WAITING) == 0
     (dead,) = [t for t in trials if t.state == State.FAIL]
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
-    assert retry.state == State.COMPLETE and retry.params == dead.params
+    # A trial killed while drawing its parameters is retried with those it had drawn.
+    assert retry.state == State.COMPLETE and dead.params.items() <= retry.params.items()
     folds = study.user_attrs["nncv_setup"]["splits_sha256"]
     assert study.user_attrs["nncv_splits_sha256"] == folds
     # The dead trial may have been killed before it recorded its folds; all others did.

@@ -295,3 +295,46 @@ def test_a_lock_left_by_a_killed_writer_of_this_host_is_broken_at_once(iris, tmp
     _tune(X, y, str(path), 1)  # Optuna's own lock would wait 30 s for this one
     assert time.monotonic() - started < 15
     assert not (tmp_path / "study.log.lock").exists()
+
+
+def test_a_worker_whose_trial_was_failed_as_dead_goes_on_with_its_share(iris, tmp_path):
+    """A heartbeat so late that another worker failed the trial must not stop this one."""
+    import threading
+
+    X, y = iris
+    spec = str(tmp_path / "s.log")
+    failed = []
+
+    def fail_the_first_running_trial():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not failed:
+            try:
+                study = optuna.load_study(study_name="s", storage=make_storage(spec))
+            except (KeyError, SearchError):
+                continue
+            for trial in study.trials:
+                if trial.state == State.RUNNING and trial.intermediate_values:
+                    study._storage.set_trial_state_values(trial._trial_id, State.FAIL)
+                    failed.append(trial.number)
+                    return
+            time.sleep(0.05)
+
+    other_worker = threading.Thread(target=fail_the_first_running_trial)
+    other_worker.start()
+    result = tune(
+        X,
+        y,
+        small_classifier(max_epochs=300),
+        small_space(),
+        n_trials=2,
+        cv=2,
+        pruner="none",
+        storage=spec,
+        study_name="s",
+        random_state=0,
+        refit=False,
+    )
+    other_worker.join()
+    states = [t.state for t in result.study.trials]
+    assert failed and states[failed[0]] == State.FAIL
+    assert len(states) == 2 and states.count(State.COMPLETE) == 1
