@@ -153,15 +153,16 @@ def set_study_attr_once(
         from optuna.storages._rdb import models
 
         table = models.StudyUserAttributeModel.__table__
-        try:
-            with rdb.engine.begin() as connection:
-                connection.execute(
-                    sqlalchemy.insert(table).values(
-                        study_id=study_id, key=key, value_json=json.dumps(value)
-                    )
-                )
-        except sqlalchemy.exc.IntegrityError:
-            pass  # another worker wrote it first
+        row = {"study_id": study_id, "key": key, "value_json": json.dumps(value)}
+
+        def insert() -> None:
+            try:
+                with rdb.engine.begin() as connection:
+                    connection.execute(sqlalchemy.insert(table).values(**row))
+            except sqlalchemy.exc.IntegrityError:
+                pass  # another worker wrote it first (the unique key of study and key)
+
+        retry_races(insert)  # SQLite: "database is locked" while others write
         return storage.get_study_user_attrs(study_id)[key]
     attrs = storage.get_study_user_attrs(study_id)
     if key not in attrs:

@@ -339,7 +339,7 @@ def open_study(
         # Another worker may have written its own first: then its set-up is the study's.
         setup = set_study_attr_once(storage, study._study_id, SETUP_ATTR, candidate)
     _check_setup(setup, name, data_sha256, space, metrics, random_state)
-    _copy_fields(study, setup)
+    retry_races(lambda: _copy_fields(study, setup))
     splits = decode_splits(setup["splits"])
     if requested_folds is not None and requested_folds != len(splits):
         raise SearchError(
