@@ -9,6 +9,7 @@ nothing is left running, and every trial trained on the study's folds.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -136,3 +137,67 @@ def test_postgres_survives_racing_and_killed_workers(postgres_url, tmp_path, _):
         str(test_postgres.BIN / "createdb"), "-h", "127.0.0.1", "-p", port, database
     )
     _run_load(postgres_url.rsplit("/", 1)[0] + "/" + database, tmp_path)
+
+
+STARTER = """
+import json, sys, time
+from nncv.datasets import load
+from nncv.search._run import prepare
+from tests.search.conftest import small_classifier, small_space
+
+X, y = load("iris")
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all start at the same instant
+search = prepare(X, y, estimator=small_classifier(), space=small_space(), cv=3,
+                 storage=sys.argv[1], study_name="race")
+print(json.dumps({"seed": search.setup.seed, "folds": search.setup.splits_sha256}))
+"""
+STARTERS = 8
+
+
+def _start_together(spec: str) -> list[subprocess.CompletedProcess]:
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    at = time.time() + 20  # after every process has imported nncv, on a loaded machine
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-c", STARTER, spec, str(at)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(STARTERS)
+    ]
+    return [(p, *p.communicate(timeout=300)) for p in starters]
+
+
+def _check_all_agree(spec: str) -> None:
+    results = _start_together(spec)
+    failed = [err.strip().splitlines()[-1] for p, _, err in results if p.returncode != 0]
+    assert not failed, failed
+    setups = {out.strip().splitlines()[-1] for _, out, _ in results}
+    assert len(setups) == 1  # one seed, one set of folds for every worker
+    stored = _study_named(spec, "race").user_attrs["nncv_setup"]
+    assert json.loads(setups.pop()) == {"seed": stored["seed"], "folds": stored["splits_sha256"]}
+
+
+def _study_named(spec: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=make_storage(spec))
+
+
+def test_workers_creating_one_journal_study_at_once_all_agree(tmp_path):
+    _check_all_agree(str(tmp_path / "study.log"))
+
+
+def test_workers_creating_one_sqlite_study_at_once_all_agree(tmp_path):
+    _check_all_agree(f"sqlite:///{tmp_path / 'study.db'}")
+
+
+@pytest.mark.parametrize("_", [pytest.param(0, marks=test_postgres.pytestmark)])
+def test_workers_creating_one_postgres_study_at_once_all_agree(postgres_url, _):  # noqa: F811
+    port = re.search(r":(\d+)/", postgres_url).group(1)
+    database = f"race_{os.getpid()}"
+    test_postgres._as_postgres(
+        str(test_postgres.BIN / "createdb"), "-h", "127.0.0.1", "-p", port, database
+    )
+    _check_all_agree(postgres_url.rsplit("/", 1)[0] + "/" + database)
