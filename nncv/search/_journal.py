@@ -20,6 +20,8 @@ Two things can go wrong that Optuna 5 leaves to the user:
 Every nncv process on a journal takes a second lock file (``study.log.nncv.lock``) to
 change a trial's state or to write the study's set-up once, so two workers never both
 fail (and retry) one dead trial, and the first set-up written is the one everyone uses.
+Both lock files record their owner (:class:`OwnedFileLock`): one left by a process of
+this machine that was killed while holding it is broken at once, not after 30 s.
 """
 
 from __future__ import annotations
