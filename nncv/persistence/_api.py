@@ -1,23 +1,4 @@
-"""Save and load fitted models without pickle: :func:`save`, :func:`load`, :func:`inspect`.
-
-An artifact holds a fitted ``NNClassifier``/``NNRegressor``, or a fitted scikit-learn
-``Pipeline`` of supported preprocessing steps (``StandardScaler``, ``MinMaxScaler``,
-``RobustScaler``, ``MaxAbsScaler``, ``OneHotEncoder``, a ``ColumnTransformer`` of these)
-ending in one — the scaler together with the network it was trained behind.
-
-It is a directory, or a single zip file when the path ends in ``.nncv`` (or ``.zip``), holding
-
-* ``manifest.json`` — format version; nncv, NumPy and scikit-learn versions; every step's type,
-  parameters and learnt attributes; classes, feature names, layer shapes; the dtype, shape and
-  SHA-256 of every array;
-* ``arrays.npz`` — the numeric arrays, read with ``allow_pickle=False``;
-* ``SHA256SUMS`` — the SHA-256 of the two files above (``sha256sum -c`` format).
-
-Loading verifies every checksum and builds only classes from a fixed allow-list: a tampered,
-truncated or foreign file raises :class:`~nncv.exceptions.ArtifactError` and never runs code.
-Saving is atomic: the previous artifact at the path survives a failed or killed save.
-The format is described byte by byte in the README, section "Saving and loading models".
-"""
+"""The public entry points of :mod:`nncv.persistence`: save, load and inspect."""
 
 from __future__ import annotations
 
@@ -31,8 +12,8 @@ import numpy as np
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
-from nncv._persistence import _container, _manifest, _npz, _types
 from nncv.exceptions import ArtifactError
+from nncv.persistence import _container, _manifest, _npz, _types
 
 __all__ = ["FORMAT_VERSION", "inspect", "load", "save"]
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import sklearn
 
-from nncv._persistence._values import NUMERIC_DTYPES, check_key, is_shape
 from nncv.exceptions import ArtifactError
+from nncv.persistence._values import NUMERIC_DTYPES, check_key, is_shape
 
 __all__ = [
     "FORMAT",

@@ -32,9 +32,9 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from nncv._persistence._values import ValueDecoder, ValueEncoder, check_key
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import ArtifactError, NncvError
+from nncv.persistence._values import ValueDecoder, ValueEncoder, check_key
 
 __all__ = ["TYPES", "check_saveable", "decode_node", "encode_node", "summarise"]
 
