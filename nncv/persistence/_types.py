@@ -34,6 +34,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import ArtifactError, NncvError
+from nncv.persistence._params import check_params
+from nncv.persistence._state import check_state
 from nncv.persistence._values import ValueDecoder, ValueEncoder, check_key
 
 __all__ = ["TYPES", "check_saveable", "decode_node", "encode_node", "summarise"]
@@ -126,6 +128,7 @@ def encode_node(obj: Any, key: str, where: str, arrays: dict[str, np.ndarray]) -
     encoder = ValueEncoder(arrays, nested)
     labels = _child_labels(obj, where, root=key == "")
     params = obj.get_params(deep=False)
+    check_params(type(obj), params, f"cannot save {where}")
     attributes = {k: v for k, v in vars(obj).items() if k not in params}
     for attribute in attributes:
         _check_attribute_name(type(obj), attribute, where)
@@ -196,6 +199,7 @@ def decode_node(node: Any, where: str, arrays: Mapping[str, np.ndarray], used: s
 
     decoder = ValueDecoder(arrays, nested, used)
     kwargs = {k: decoder.decode(v, f"{where}.params.{k}") for k, v in params.items()}
+    check_params(cls, kwargs, where)
     try:
         obj = cls(**kwargs)
     except TypeError as error:
@@ -223,6 +227,7 @@ def _decode_nncv(
             raise ArtifactError(f"{where}: refers to array {key!r}, which arrays.npz lacks")
         used.add(key)
         state_arrays[array_name] = arrays[key]
+    check_state(meta, state_arrays, where)
     try:
         estimator = cls._from_fitted_state(meta, state_arrays)
         estimator._validate_params()  # the hook does not check the constructor params

@@ -141,9 +141,12 @@ def network_node(manifest: dict) -> dict:
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda m: network_node(m)["state"]["network"].update(n_inputs=9), "state is inconsistent"),
-        (lambda m: network_node(m)["state"].pop("network"), "state is inconsistent"),
-        (lambda m: network_node(m)["state"].update(n_features_in=7), "network takes 4"),
+        (
+            lambda m: network_node(m)["state"]["network"].update(n_inputs=9),
+            "layer_shapes .* does not match the network",
+        ),
+        (lambda m: network_node(m)["state"].pop("network"), "state.network must be"),
+        (lambda m: network_node(m)["state"].update(n_features_in=7), "input width 4"),
         (lambda m: network_node(m)["state"]["params"].update(dtype="x"), "state is inconsistent"),
         (
             lambda m: network_node(m)["state"]["params"].update(dtype="float64"),
@@ -400,7 +403,7 @@ def fitted_pipeline(X, y, steps):
                 y,
                 [("hot", OneHotEncoder(feature_name_combiner=lambda f, c: f"{f}{c}"))],
             ),
-            "step 'hot': 'feature_name_combiner' holds a builtins.function",
+            "step 'hot': parameter 'feature_name_combiner' of OneHotEncoder holds a callable",
         ),
         (lambda X, y: LogisticRegression().fit(X, y), "LogisticRegression is not supported"),
     ],
