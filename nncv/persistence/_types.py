@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import ArtifactError, NncvError
 from nncv.persistence._params import check_params
+from nncv.persistence._shapes import check_chain, check_shapes
 from nncv.persistence._state import check_state
 from nncv.persistence._values import ValueDecoder, ValueEncoder, check_key
 
@@ -210,6 +211,9 @@ def decode_node(node: Any, where: str, arrays: Mapping[str, np.ndarray], used: s
         if attribute in kwargs:
             raise ArtifactError(f"{where}: {attribute!r} is both a param and an attribute")
         setattr(obj, attribute, decoder.decode(value, f"{where}.attributes.{attribute}"))
+    check_shapes(obj, where)
+    if isinstance(obj, Pipeline):
+        check_chain(obj, where)
     return obj
 
 
