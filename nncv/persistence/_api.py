@@ -160,10 +160,12 @@ def load(path: PathLike) -> Any:
     ['scale', 'net']
     """
     path = Path(os.fspath(path))
-    manifest, read = _read_manifest(path, _container.FILES)
+    manifest, read = _read_manifest(path, ("SHA256SUMS", "manifest.json"))
     table = _manifest.array_table(manifest)
-    arrays = _npz.read_npz(read["files"]["arrays.npz"], table)
-    _manifest.verify_checksum("arrays.npz", read["files"]["arrays.npz"], read["sums"])
+    limit = {"arrays.npz": _manifest.npz_size_limit(table)}
+    data = _container.read_files(path, ("arrays.npz",), limit)["arrays.npz"]
+    arrays = _npz.read_npz(data, table)
+    _manifest.verify_checksum("arrays.npz", data, read["sums"])
     _warn_on_version(manifest, path)
     used: set[str] = set()
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import re
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ __all__ = [
     "array_table",
     "checksums",
     "dumps",
+    "npz_size_limit",
     "parse_checksums",
     "parse_manifest",
     "verify_checksum",
@@ -37,6 +39,8 @@ __all__ = [
 FORMAT = "nncv-artifact"
 FORMAT_VERSION = 1
 CHECKED_FILES = ("arrays.npz", "manifest.json")
+#: Deeper JSON is refused (an artifact's deepest value is a few dozen levels down).
+MAX_DEPTH = 100
 _CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S+)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NPY_DTYPES = frozenset(np.dtype(name).str for name in NUMERIC_DTYPES)
@@ -106,6 +110,29 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _check_depth(value: Any) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH` (walked without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise ArtifactError(
+                f"manifest.json nests more than {MAX_DEPTH} levels deep; no nncv artifact does"
+            )
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            pending.extend((child, depth + 1) for child in children)
+
+
+def npz_size_limit(table: Mapping[str, Mapping[str, Any]]) -> int:
+    """The most bytes an ``arrays.npz`` holding the arrays of ``table`` can take."""
+    total = 64 * 1024
+    for key, spec in table.items():
+        n_bytes = math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize
+        total += n_bytes + 4096 + 2 * len(key)
+    return total
+
+
 def parse_manifest(data: bytes) -> dict[str, Any]:
     """Parse ``manifest.json`` and check its format name and version (nothing else yet)."""
     try:
@@ -118,6 +145,7 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         raise ArtifactError(
             f"manifest.json is not valid JSON (edited or truncated?): {error}"
         ) from error
+    _check_depth(manifest)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"manifest.json does not describe an {FORMAT!r}")
     version = manifest.get("format_version")
