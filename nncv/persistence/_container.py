@@ -127,8 +127,11 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
                 f"{path} is not a regular file (a FIFO, device or directory); nncv reads "
                 "regular files only"
             )
-        data = handle.read(limit + 1)
-    if len(data) > limit:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise _too_big(str(path), limit)
+        data = handle.read(size + 1)  # one more byte: a file that grew is refused too
+    if len(data) > limit or len(data) > size:
         raise _too_big(str(path), limit)
     return data
 
