@@ -20,14 +20,23 @@ from typing import Any
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.exceptions import NotFittedError
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
+    KBinsDiscretizer,
     MaxAbsScaler,
     MinMaxScaler,
+    Normalizer,
     OneHotEncoder,
+    OrdinalEncoder,
+    PolynomialFeatures,
+    PowerTransformer,
+    QuantileTransformer,
     RobustScaler,
+    SplineTransformer,
     StandardScaler,
 )
 from sklearn.utils.validation import check_is_fitted
@@ -42,15 +51,41 @@ from nncv.persistence._values import ValueDecoder, ValueEncoder, check_key
 __all__ = ["TYPES", "check_saveable", "decode_node", "encode_node", "summarise"]
 
 NNCV_TYPES: dict[str, type] = {"nncv.NNClassifier": NNClassifier, "nncv.NNRegressor": NNRegressor}
+
+
+def _by_name(module: str, *classes: type) -> dict[str, type]:
+    """``{"<public module>.<class name>": class}``: the names artifacts use."""
+    return {f"{module}.{cls.__name__}": cls for cls in classes}
+
+
+#: The scalers (row-wise preprocessing; a scaler registry elsewhere may supply this tuple).
+SCALER_CLASSES: tuple[type, ...] = (MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler)
+#: Other preprocessing steps an artifact may hold.
+TRANSFORMER_TYPES: dict[str, type] = {
+    **_by_name("sklearn.decomposition", PCA, TruncatedSVD),
+    **_by_name("sklearn.impute", SimpleImputer),
+    **_by_name(
+        "sklearn.preprocessing",
+        FunctionTransformer,
+        KBinsDiscretizer,
+        Normalizer,
+        OneHotEncoder,
+        OrdinalEncoder,
+        PolynomialFeatures,
+        PowerTransformer,
+        QuantileTransformer,
+        SplineTransformer,
+    ),
+}
+#: Composites: they hold other steps.
+COMPOSITE_TYPES: dict[str, type] = {
+    **_by_name("sklearn.compose", ColumnTransformer),
+    **_by_name("sklearn.pipeline", Pipeline),
+}
 SKLEARN_TYPES: dict[str, type] = {
-    "sklearn.compose.ColumnTransformer": ColumnTransformer,
-    "sklearn.pipeline.Pipeline": Pipeline,
-    "sklearn.preprocessing.FunctionTransformer": FunctionTransformer,
-    "sklearn.preprocessing.MaxAbsScaler": MaxAbsScaler,
-    "sklearn.preprocessing.MinMaxScaler": MinMaxScaler,
-    "sklearn.preprocessing.OneHotEncoder": OneHotEncoder,
-    "sklearn.preprocessing.RobustScaler": RobustScaler,
-    "sklearn.preprocessing.StandardScaler": StandardScaler,
+    **COMPOSITE_TYPES,
+    **_by_name("sklearn.preprocessing", *SCALER_CLASSES),
+    **TRANSFORMER_TYPES,
 }
 TYPES: dict[str, type] = {**NNCV_TYPES, **SKLEARN_TYPES}
 _NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}

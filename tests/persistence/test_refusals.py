@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+from sklearn.impute import KNNImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
+    Binarizer,
     FunctionTransformer,
     OneHotEncoder,
-    PolynomialFeatures,
     StandardScaler,
 )
 
@@ -374,8 +374,8 @@ def fitted_pipeline(X, y, steps):
     "make, message",
     [
         (
-            lambda X, y: fitted_pipeline(X, y, [("impute", SimpleImputer())]),
-            "step 'impute': sklearn.impute._base.SimpleImputer is not supported",
+            lambda X, y: fitted_pipeline(X, y, [("impute", KNNImputer())]),
+            "step 'impute': sklearn.impute._knn.KNNImputer is not supported",
         ),
         (
             lambda X, y: fitted_pipeline(X, y, [("mine", HomemadeScaler())]),
@@ -389,9 +389,9 @@ def fitted_pipeline(X, y, steps):
         ),
         (
             lambda X, y: fitted_pipeline(
-                X, y, [("cols", ColumnTransformer([("poly", PolynomialFeatures(), [0, 1])]))]
+                X, y, [("cols", ColumnTransformer([("bin", Binarizer(), [0, 1])]))]
             ),
-            "step 'cols' → transformer 'poly': .*PolynomialFeatures is not supported",
+            "step 'cols' → transformer 'bin': .*Binarizer is not supported",
         ),
         (
             lambda X, y: fitted_pipeline(X, y, [("log", FunctionTransformer(np.abs))]),
