@@ -110,18 +110,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _check_depth(value: Any) -> None:
-    """Refuse JSON nested deeper than :data:`MAX_DEPTH` (walked without recursion)."""
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_depth(text: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH`, before the (recursive) parser runs."""
+    depth = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if match[0] in "[{" else -1
         if depth > MAX_DEPTH:
             raise ArtifactError(
                 f"manifest.json nests more than {MAX_DEPTH} levels deep; no nncv artifact does"
             )
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            pending.extend((child, depth + 1) for child in children)
 
 
 def npz_size_limit(table: Mapping[str, Mapping[str, Any]]) -> int:
@@ -136,8 +137,13 @@ def npz_size_limit(table: Mapping[str, Mapping[str, Any]]) -> int:
 def parse_manifest(data: bytes) -> dict[str, Any]:
     """Parse ``manifest.json`` and check its format name and version (nothing else yet)."""
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ArtifactError(f"manifest.json is not UTF-8 (edited or truncated?): {error}") from None
+    _check_depth(text)
+    try:
         manifest = json.loads(
-            data.decode("utf-8"),
+            text,
             object_pairs_hook=_refuse_duplicates,
             parse_constant=_refuse_constant,
         )
@@ -145,7 +151,6 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         raise ArtifactError(
             f"manifest.json is not valid JSON (edited or truncated?): {error}"
         ) from error
-    _check_depth(manifest)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"manifest.json does not describe an {FORMAT!r}")
     version = manifest.get("format_version")
