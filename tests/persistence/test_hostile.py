@@ -27,10 +27,14 @@ def read_arrays(directory: Path) -> dict[str, np.ndarray]:
         return {key: npz[key] for key in npz.files}
 
 
-def replace_arrays(directory: Path, manifest: dict, **changed: np.ndarray) -> None:
-    """Put ``changed`` (key → array) in arrays.npz, describe them in the manifest, re-sign."""
+def replace_arrays(
+    directory: Path, manifest: dict, changed: dict | None = None, **named: np.ndarray
+) -> None:
+    """Put ``changed`` (key → array; in ``named`` ``__`` stands for ``.``) in arrays.npz,
+    describe every array in the manifest, re-sign."""
     arrays = read_arrays(directory)
-    arrays.update({key.replace("__", "."): value for key, value in changed.items()})
+    arrays.update(changed or {})
+    arrays.update({key.replace("__", "."): value for key, value in named.items()})
     (directory / "arrays.npz").write_bytes(write_npz(arrays))
     manifest["arrays"] = {key: describe(value) for key, value in arrays.items()}
     write_manifest(directory, manifest)
