@@ -1,9 +1,11 @@
 """Save and load fitted models without pickle: :func:`save`, :func:`load`, :func:`inspect`.
 
 An artifact holds a fitted ``NNClassifier``/``NNRegressor``, or a fitted scikit-learn
-``Pipeline`` of supported preprocessing steps (``StandardScaler``, ``MinMaxScaler``,
-``RobustScaler``, ``MaxAbsScaler``, ``OneHotEncoder``, a ``ColumnTransformer`` of these)
-ending in one — the scaler together with the network it was trained behind.
+``Pipeline`` of supported preprocessing steps (the scalers, ``SimpleImputer``, ``PCA``,
+``TruncatedSVD``, ``PolynomialFeatures``, ``SplineTransformer``, ``QuantileTransformer``,
+``PowerTransformer``, ``Normalizer``, ``KBinsDiscretizer``, ``OneHotEncoder``,
+``OrdinalEncoder``, a ``ColumnTransformer`` of these) ending in one — the preprocessing
+together with the network it was trained behind.
 
 It is a directory, or a single zip file when the path ends in ``.nncv`` (or ``.zip``), holding
 
@@ -15,6 +17,8 @@ It is a directory, or a single zip file when the path ends in ``.nncv`` (or ``.z
 
 Loading verifies every checksum and builds only classes from a fixed allow-list: a tampered,
 truncated or foreign file raises :class:`~nncv.exceptions.ArtifactError` and never runs code.
+Even with recomputed checksums, every parameter is checked by value and every array's shape
+and dtype against what the model implies, before anything large is allocated.
 Saving is atomic: the previous artifact at the path survives a failed or killed save.
 
 The package's private modules, one concern each:
@@ -22,6 +26,9 @@ The package's private modules, one concern each:
 ``_api``        :func:`save`, :func:`load`, :func:`inspect`
 ``_values``     typed JSON encoding of Python/NumPy values (numeric arrays go to ``arrays.npz``)
 ``_types``      the allow-list of classes an artifact may name, and how each is (re)built
+``_params``     constructor parameters checked by value (``Pipeline.memory`` must be null ...)
+``_shapes``     learnt arrays of scikit-learn steps against their input width; pipeline chains
+``_state``      an nncv estimator's state arrays against its own description
 ``_npz``        SHA-256 of arrays, deterministic ``arrays.npz`` writer, refusing reader
 ``_manifest``   manifest layout, canonical bytes, ``SHA256SUMS``, format-version checks
 ``_container``  directory or ``.nncv`` zip: safe reading and atomic writing

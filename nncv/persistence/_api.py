@@ -28,8 +28,11 @@ def save(obj: Any, path: PathLike) -> Path:
     ----------
     obj : NNClassifier, NNRegressor or sklearn.pipeline.Pipeline
         Fitted. A pipeline may hold ``StandardScaler``, ``MinMaxScaler``, ``RobustScaler``,
-        ``MaxAbsScaler``, ``OneHotEncoder``, ``ColumnTransformer`` (of these, remainder
-        ``"drop"`` or ``"passthrough"``) and ``"passthrough"`` steps.
+        ``MaxAbsScaler``, ``SimpleImputer``, ``PCA``, ``TruncatedSVD``,
+        ``PolynomialFeatures``, ``SplineTransformer``, ``QuantileTransformer``,
+        ``PowerTransformer``, ``Normalizer``, ``KBinsDiscretizer``, ``OneHotEncoder``,
+        ``OrdinalEncoder``, ``ColumnTransformer`` (of these, remainder ``"drop"`` or
+        ``"passthrough"``), nested ``Pipeline`` and ``"passthrough"`` steps.
     path : str or path-like
         A path ending in ``.nncv`` (or ``.zip``) gives a single zip file; any other path a
         directory. An existing artifact there is replaced; an unrelated non-empty directory
@@ -140,7 +143,10 @@ def load(path: PathLike) -> Any:
     ------
     ArtifactError
         If anything is missing, malformed, changed (checksums), of a newer format, names a
-        type outside the allow-list, or holds an object array.
+        type outside the allow-list, holds an object array, a parameter value a saved model
+        must not hold (``Pipeline.memory``, a callable, a path) or an array whose shape or
+        dtype disagrees with the model; or if a file is not a regular file or is larger than
+        the manifest implies.
 
     Warns
     -----
