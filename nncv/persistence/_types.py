@@ -275,7 +275,20 @@ def _decode_nncv(
         raise ArtifactError(
             f"{where}: the saved {cls.__name__} state is inconsistent: {error!r}"
         ) from error
+    _check_optimizer_slots(estimator, state_arrays, where)
     return estimator
+
+
+def _check_optimizer_slots(estimator: Any, state_arrays: Mapping[str, Any], where: str) -> None:
+    """The optimiser's moments in the state are exactly those its optimiser keeps."""
+    optimizer = estimator._trainer.optimizer
+    stored = sorted(key for key in state_arrays if key.startswith("optimizer."))
+    expected = sorted(f"optimizer.{slot}_0" for slot in optimizer._slots)
+    if stored and stored != expected:
+        raise ArtifactError(
+            f"{where}: the state holds optimizer arrays {stored}, but its "
+            f"{type(optimizer).__name__} optimizer keeps {expected}"
+        )
 
 
 def _check_network_fits(estimator: Any) -> None:

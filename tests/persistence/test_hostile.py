@@ -135,6 +135,17 @@ def test_a_state_array_of_the_wrong_size_or_dtype_is_refused_naming_it(pipe_arti
         load(path)
 
 
+def test_optimizer_moments_of_another_optimizer_are_refused(pipe_artifact):
+    path, _ = pipe_artifact
+    manifest = read_manifest(path)
+    node = net_node(manifest)
+    key = node["arrays"].pop("optimizer.gradient_sum_0")
+    node["arrays"]["optimizer.velocity_0"] = key
+    write_manifest(path, manifest)
+    with pytest.raises(ArtifactError, match="optimizer arrays .*velocity_0.* Adam optimizer keeps"):
+        load(path)
+
+
 def test_a_scaler_that_feeds_the_network_too_few_columns_is_refused(pipe_artifact):
     """Consistent scaler (3 columns) in front of a network taking 4: refused at load."""
     path, _ = pipe_artifact
