@@ -270,3 +270,20 @@ def test_a_deeply_nested_manifest_is_refused_by_inspect_and_load(pipe_artifact, 
     for reader in (inspect, load):
         with pytest.raises(ArtifactError, match="nests more than 100 levels"):
             reader(path)
+
+
+@pytest.mark.parametrize("flags", [[True], [False]])
+def test_batch_norm_statistics_must_fit_the_batch_norm_layers(tmp_path, X, flags):
+    """Running statistics of the wrong size, or for layers without batch norm, are refused."""
+    model = NNClassifier(**{**SMALL, "batch_norm": True}).fit(X, np.arange(len(X)) % 3)
+    path = save(model, tmp_path / "bn")
+    manifest = read_manifest(path)
+    if flags == [True]:
+        replace_arrays(path, manifest, {"network.running_statistics": np.zeros(7, np.float32)})
+        message = "'network.running_statistics' has shape \\(7,\\).*implies \\(10,\\)"
+    else:  # the description says no batch norm: its parameters and statistics do not fit
+        manifest["root"]["state"]["network"]["batch_norm"] = flags
+        write_manifest(path, manifest)
+        message = "state array 'network.parameters' has shape \\(53,\\).*implies \\(43,\\)"
+    with pytest.raises(ArtifactError, match=message):
+        load(path)
