@@ -153,6 +153,14 @@ def _bins_width(obj: KBinsDiscretizer) -> int:
     return int(np.sum(obj.n_bins_))
 
 
+def _named_width(obj: Any) -> int:
+    """The number of output feature names (the step's own account of its output)."""
+    try:
+        return len(obj.get_feature_names_out())
+    except Exception as error:  # a hostile state can make scikit-learn fail in many ways
+        raise ArtifactError(f"its learnt state does not describe its output: {error}") from None
+
+
 #: Allowed class → the number of columns it outputs (absent: not checked).
 OUTPUT_WIDTHS: dict[type, Callable[[Any], int]] = {
     **dict.fromkeys(
@@ -165,6 +173,8 @@ OUTPUT_WIDTHS: dict[type, Callable[[Any], int]] = {
     PolynomialFeatures: _polynomial_width,
     SplineTransformer: _spline_width,
     KBinsDiscretizer: _bins_width,
+    SimpleImputer: _named_width,
+    OneHotEncoder: _named_width,
 }
 
 

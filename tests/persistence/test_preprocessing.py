@@ -157,3 +157,15 @@ def test_a_scaler_after_pca_must_take_the_components(tmp_path, data):
     )
     with pytest.raises(ArtifactError, match="step 'scale' takes 3 features, but step 'pca'"):
         load(path)
+
+
+def test_an_imputer_that_drops_a_column_must_feed_one_fewer(tmp_path, data):
+    """An all-NaN column is dropped by the imputer: statistics_ decide its output width."""
+    X, y = data
+    X = X.copy()
+    X[:, 2] = np.nan
+    path = save(fitted(STEPS["SimpleImputer"], X, y), tmp_path / "model")
+    manifest = read_manifest(path)
+    replace_arrays(path, manifest, {"steps.0.1.statistics_": np.ones(4)})  # keeps all 4
+    with pytest.raises(ArtifactError, match="step 'net' takes 3 features, but step 'impute'"):
+        load(path)
