@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -105,6 +106,49 @@ def _no_arrays(obj: Any) -> dict[str, Any]:
     return {}
 
 
+def _selected(columns: Any, obj: Any, name: str) -> int | None:
+    """How many of the ``n_features_in_`` columns ``columns`` selects (None: not known)."""
+    n = _n(obj)
+    if isinstance(columns, int | np.integer) and not isinstance(columns, bool):
+        columns = [columns]
+    if isinstance(columns, slice):
+        return len(range(n)[columns])
+    values = np.asarray(columns) if isinstance(columns, list | tuple | np.ndarray) else None
+    if values is None:
+        return None
+    if values.dtype.kind == "b":
+        if values.shape != (n,):
+            raise ArtifactError(
+                f"transformer {name!r} selects columns with a mask of {values.shape}"
+            )
+        return int(values.sum())
+    if values.dtype.kind in "iu":
+        if values.ndim != 1 or np.any(values >= n) or np.any(values < -n):
+            raise ArtifactError(
+                f"transformer {name!r} selects columns {values.tolist()[:10]} of {n} features"
+            )
+        return len(values)
+    names = getattr(obj, "feature_names_in_", None)
+    if names is not None and values.ndim == 1 and not set(values.tolist()) <= set(names.tolist()):
+        raise ArtifactError(f"transformer {name!r} selects columns the input does not have")
+    return len(values) if values.ndim == 1 else None
+
+
+def _columns(obj: Any) -> dict[str, Any]:
+    """A fitted ColumnTransformer's column selections fit its input; each transformer takes them."""
+    for entry in getattr(obj, "transformers_", None) or []:
+        if not (isinstance(entry, tuple) and len(entry) == 3):
+            raise ArtifactError("'transformers_' must hold (name, transformer, columns) triples")
+        name, transformer, columns = entry
+        count = _selected(columns, obj, name)
+        takes = getattr(transformer, "n_features_in_", None)
+        if count is not None and takes is not None and takes != count:
+            raise ArtifactError(
+                f"transformer {name!r} takes {takes} features, but its columns select {count}"
+            )
+    return {}
+
+
 #: Allowed class → expected ``{attribute: (shape, may_be_None)}`` of its learnt arrays.
 SHAPES: dict[type, Callable[[Any], dict[str, Any]]] = {
     StandardScaler: _per_feature("mean_", "scale_", "var_", optional=True),
@@ -120,6 +164,7 @@ SHAPES: dict[type, Callable[[Any], dict[str, Any]]] = {
     OneHotEncoder: _lists("categories_"),
     OrdinalEncoder: _lists("categories_"),
     SplineTransformer: _lists("bsplines_"),
+    ColumnTransformer: _columns,
     PolynomialFeatures: _no_arrays,
     Normalizer: _no_arrays,
 }

@@ -287,3 +287,24 @@ def test_batch_norm_statistics_must_fit_the_batch_norm_layers(tmp_path, X, flags
         message = "state array 'network.parameters' has shape \\(53,\\).*implies \\(43,\\)"
     with pytest.raises(ArtifactError, match=message):
         load(path)
+
+
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        ([0, 9], "selects columns \\[0, 9\\] of 4 features"),
+        ([0, 1, 2], "takes 2 features, but its columns select 3"),
+    ],
+)
+def test_column_transformer_columns_must_fit_its_input(tmp_path, X, columns, message):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import StandardScaler
+
+    transformer = ColumnTransformer([("s", StandardScaler(), [0, 1])], remainder="drop")
+    path = save(transformer.fit(X), tmp_path / "ct")
+    manifest = read_manifest(path)
+    fitted = manifest["root"]["attributes"]["transformers_"]
+    fitted[0]["tuple"][2] = columns
+    write_manifest(path, manifest)
+    with pytest.raises(ArtifactError, match=message):
+        load(path)
