@@ -27,17 +27,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
     KBinsDiscretizer,
-    MaxAbsScaler,
-    MinMaxScaler,
     Normalizer,
     OneHotEncoder,
     OrdinalEncoder,
     PolynomialFeatures,
     PowerTransformer,
     QuantileTransformer,
-    RobustScaler,
     SplineTransformer,
-    StandardScaler,
 )
 from sklearn.utils.validation import check_is_fitted
 
@@ -47,6 +43,7 @@ from nncv.persistence._params import check_params
 from nncv.persistence._shapes import check_chain, check_shapes
 from nncv.persistence._state import check_state
 from nncv.persistence._values import ValueDecoder, ValueEncoder, check_key
+from nncv.scalers import SCALERS
 
 __all__ = ["TYPES", "check_saveable", "decode_node", "encode_node", "summarise"]
 
@@ -58,8 +55,10 @@ def _by_name(module: str, *classes: type) -> dict[str, type]:
     return {f"{module}.{cls.__name__}": cls for cls in classes}
 
 
-#: The scalers (row-wise preprocessing; a scaler registry elsewhere may supply this tuple).
-SCALER_CLASSES: tuple[type, ...] = (MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler)
+#: The savable scalers of the scaler registry (:mod:`nncv.scalers`).
+SCALER_TYPES: dict[str, type] = {
+    entry.saved_as: entry.cls for entry in SCALERS.values() if entry.saved_as
+}
 #: Other preprocessing steps an artifact may hold.
 TRANSFORMER_TYPES: dict[str, type] = {
     **_by_name("sklearn.decomposition", PCA, TruncatedSVD),
@@ -84,7 +83,7 @@ COMPOSITE_TYPES: dict[str, type] = {
 }
 SKLEARN_TYPES: dict[str, type] = {
     **COMPOSITE_TYPES,
-    **_by_name("sklearn.preprocessing", *SCALER_CLASSES),
+    **SCALER_TYPES,
     **TRANSFORMER_TYPES,
 }
 TYPES: dict[str, type] = {**NNCV_TYPES, **SKLEARN_TYPES}

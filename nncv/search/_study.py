@@ -2,7 +2,8 @@
 
 A study created by nncv carries, as study user attributes,
 
-* ``nncv_seed`` — the study seed every fold seed and sampler seed derives from;
+* ``nncv_seed`` — the study seed every fold seed and sampler seed derives from
+  (:func:`nncv.cv.splits.derive_seed`);
 * ``nncv_data_sha256`` — a fingerprint of X, y (and the sample weights);
 * ``nncv_space_sha256`` and ``nncv_space`` — the search space, fingerprinted and in full;
 * ``nncv_splits`` and ``nncv_splits_sha256`` — the fold splits, fixed for the study's life;
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from nncv.cv.splits import derive_seed
 from nncv.exceptions import SearchError
 from nncv.search.space import SearchSpace
 
@@ -31,7 +33,6 @@ __all__ = [
     "decode_splits",
     "encode_splits",
     "fingerprint_data",
-    "fold_seed",
     "open_study",
     "sampler_seed",
     "splits_digest",
@@ -45,28 +46,14 @@ Split = tuple[np.ndarray, np.ndarray]
 
 
 # ---------------------------------------------------------------------------- seeds
-def fold_seed(study_seed: int, trial_number: int, fold: int) -> int:
-    """The seed of one fold of one trial: ``SeedSequence([study_seed, trial, fold])``.
-
-    Examples
-    --------
-    >>> fold_seed(0, 3, 1) == fold_seed(0, 3, 1) != fold_seed(0, 3, 2)
-    True
-    """
-    return int(np.random.SeedSequence([study_seed, trial_number, fold]).generate_state(1)[0])
-
-
 def sampler_seed(study_seed: int, n_existing_trials: int, worker: int) -> int:
     """Seed of a worker's sampler; it moves on with the study so a resume draws new points."""
-    sequence = np.random.SeedSequence(
-        study_seed, spawn_key=(_SAMPLER_KEY, n_existing_trials, worker)
-    )
-    return int(sequence.generate_state(1)[0])
+    return derive_seed(study_seed, spawn_key=(_SAMPLER_KEY, n_existing_trials, worker))
 
 
 def split_seed(study_seed: int) -> int:
     """Seed of the shuffling splitter built when ``cv`` is an integer."""
-    return int(np.random.SeedSequence(study_seed, spawn_key=(_SPLIT_KEY,)).generate_state(1)[0])
+    return derive_seed(study_seed, spawn_key=(_SPLIT_KEY,))
 
 
 def new_study_seed() -> int:
@@ -161,28 +148,6 @@ def splits_digest(splits: Iterable[Split]) -> str:
             digest.update(np.ascontiguousarray(indices, dtype=np.int64).tobytes())
             digest.update(b"|")
     return digest.hexdigest()
-
-
-def make_splits(cv: Any, X: Any, y: Any, groups: Any, classifier: bool, seed: int) -> list[Split]:
-    """Materialise the folds: an int becomes a shuffled (stratified for classes) K-fold."""
-    from sklearn.model_selection import KFold, StratifiedKFold, check_cv
-    from sklearn.utils.multiclass import type_of_target
-
-    if isinstance(cv, int | np.integer) and not isinstance(cv, bool):
-        if cv < 2:
-            raise SearchError(f"cv must be at least 2 folds, got {cv}")
-        stratify = classifier and type_of_target(y) in ("binary", "multiclass")
-        splitter_cls = StratifiedKFold if stratify else KFold
-        splitter = splitter_cls(int(cv), shuffle=True, random_state=split_seed(seed))
-    else:
-        splitter = check_cv(cv, y, classifier=classifier)
-    try:
-        splits = [(np.sort(train), np.sort(test)) for train, test in splitter.split(X, y, groups)]
-    except ValueError as error:
-        raise SearchError(f"cannot split the data into folds: {error}") from error
-    if not splits:
-        raise SearchError("cv produced no folds")
-    return splits
 
 
 # ---------------------------------------------------------------------------- study
