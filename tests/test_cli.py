@@ -300,7 +300,7 @@ def test_tune_seed_shows_its_default():
     text = help_text("tune")
     lines = text.splitlines()
     at = next(i for i, line in enumerate(lines) if "--seed" in line)
-    seed = " ".join(lines[at : at + 2])  # the option's line and its continuation
+    seed = " ".join(lines[at : at + 3])  # the option's line and its continuations
     assert "[default: (a random seed)]" in seed
 
 

@@ -3,7 +3,7 @@
 Part of the fold engine (:mod:`nncv.cv.fold`), so of :func:`nncv.cross_validate` and of
 the search alike. The held-out rows are never copied out whole
 while the network trains: after each epoch :func:`network_evaluator` scores them block
-by block. For the final scores, :func:`score_held_out` predicts block by block too when
+by block (held-out rows that fit in one block are transformed once and kept). For the final scores, :func:`score_held_out` predicts block by block too when
 that gives bit for bit the predictions on all rows at once — an nncv network after
 row-wise scalers only, scored by scikit-learn scorers or its own ``score`` — and
 otherwise gathers the rows once and lets the scorers predict on them.
@@ -72,18 +72,27 @@ def network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, 
     if held_out.sample_weight is not None:
         weights = np.asarray(held_out.sample_weight, dtype=np.float64)
     encoded: list[np.ndarray] = []
+    # Held-out rows that fit in one block are read and transformed once and kept (the
+    # transformers are fitted before training starts, so every epoch would compute the same
+    # block again); more rows are read a block at a time after every epoch.
+    kept: list[Any] = []
+    keep = len(held_out.rows) <= _rowwise.BLOCK_ROWS
+
+    def inputs() -> Iterator[Any]:
+        if kept:
+            return iter(kept)
+        blocks = (net._validate_input(block, reset=False) for block in held_out.blocks())
+        if not keep:
+            return blocks
+        kept.extend(blocks)
+        return iter(kept)
 
     def evaluate() -> tuple[float, float]:
         network = net.network_
         if not encoded:  # the targets' encoding exists once training has started
             encoded.append(net._encode_targets(held_out.y, reset=False))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            outputs = np.concatenate(
-                [
-                    network.predict(net._validate_input(block, reset=False))
-                    for block in held_out.blocks()
-                ]
-            )
+            outputs = np.concatenate([network.predict(block) for block in inputs()])
             loss = mean_loss(network.loss.per_sample(outputs, encoded[0]), weights)
             score = net._score_function()(outputs, encoded[0], weights)
         return loss, score
