@@ -1,12 +1,13 @@
 """A fold's held-out rows, read from ``X`` a block at a time: curves and final scores.
 
 Part of the fold engine (:mod:`nncv.cv.fold`), so of :func:`nncv.cross_validate` and of
-the search alike. The held-out rows are never copied out whole
-while the network trains: after each epoch :func:`network_evaluator` scores them block
-by block (held-out rows that fit in one block are transformed once and kept). For the final scores, :func:`score_held_out` predicts block by block too when
-that gives bit for bit the predictions on all rows at once — an nncv network after
-row-wise scalers only, scored by scikit-learn scorers or its own ``score`` — and
-otherwise gathers the rows once and lets the scorers predict on them.
+the search alike. The held-out rows are never copied out whole while the network trains:
+after each epoch :func:`network_evaluator` scores them block by block (held-out rows that
+fit in one block are transformed once and kept). For the final scores,
+:func:`score_held_out` predicts block by block too when that gives bit for bit the
+predictions on all rows at once — an nncv network after row-wise scalers only, scored by
+scikit-learn scorers or its own ``score`` — and otherwise gathers the rows once and lets
+the scorers predict on them.
 """
 
 from __future__ import annotations
