@@ -79,6 +79,13 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
     parser.add_argument(
         "--outer-jobs", type=int, default=1, help="outer folds in parallel (processes) with --outer"
     )
+    parser.add_argument(
+        "--refit",
+        choices=["refit", "ensemble"],
+        default="refit",
+        help="with --outer: the final model of each study is the best configuration refit on "
+        "all rows (refit) or the best trial's fold models averaged (ensemble)",
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bar (none off a terminal)"
@@ -178,6 +185,7 @@ def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> di
         n_workers=args.workers,
         timeout=args.timeout,
         random_state=args.seed,
+        refit="ensemble" if args.refit == "ensemble" else True,
     )
     splitter = StratifiedKFold if is_classifier(search) else KFold
     outer = splitter(args.outer, shuffle=True, random_state=args.seed)
@@ -185,12 +193,14 @@ def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> di
     scores = cross_val_score(search, X, y, cv=outer, n_jobs=args.outer_jobs)
     seconds = time.perf_counter() - started
     print(
-        f"nested CV ({args.outer} outer folds × {args.trials}-trial studies on {args.cv} inner "
+        f"nested CV, refit={args.refit} ({args.outer} outer folds × {args.trials}-trial studies "
+        f"on {args.cv} inner "
         f"folds): {scores.mean():.4f} ± {scores.std():.4f}  folds {np.round(scores, 4).tolist()}"
         f" in {seconds:.0f} s"
     )
     return {
         "study": script.name,
+        "refit": args.refit,
         "nested_score": float(scores.mean()),
         "nested_std": float(scores.std()),
         "outer_scores": scores.tolist(),
