@@ -49,7 +49,9 @@ def make_data(n_samples: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def run_one(library: str, n_samples: int, n_features: int, n_jobs: int) -> dict:
+def run_one(
+    library: str, n_samples: int, n_features: int, n_jobs: int, stack_folds: bool = True
+) -> dict:
     """Run one cross-validation in this process; return what the parent reports."""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -68,7 +70,9 @@ def run_one(library: str, n_samples: int, n_features: int, n_jobs: int) -> dict:
             ]
         )
         if library == "nncv":
-            result = cross_validate(model, X, y, cv=5, n_jobs=n_jobs, random_state=0)
+            result = cross_validate(
+                model, X, y, cv=5, n_jobs=n_jobs, random_state=0, stack_folds=stack_folds
+            )
             scores = result.scores["score"]
         else:
             import optuna
@@ -77,7 +81,16 @@ def run_one(library: str, n_samples: int, n_features: int, n_jobs: int) -> dict:
             rate = model.get_params()["net__learning_rate"]
             space = nncv.SearchSpace(learning_rate=nncv.Categorical([rate]))
             study = nncv.tune(
-                X, y, model, space, n_trials=1, cv=5, pruner="none", random_state=0, refit=False
+                X,
+                y,
+                model,
+                space,
+                n_trials=1,
+                cv=5,
+                pruner="none",
+                random_state=0,
+                refit=False,
+                stack_folds=stack_folds,
             )
             scores = study.fold_scores["score"]
     else:
@@ -151,6 +164,7 @@ def measure(library: str, args: argparse.Namespace) -> dict:
         str(args.n_features),
         "--n-jobs",
         str(args.n_jobs),
+        *([] if args.stack_folds else ["--no-stack-folds"]),
     ]
     environment = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
@@ -179,10 +193,19 @@ def main() -> None:
     parser.add_argument("--n-features", type=int, default=100)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between samples")
+    parser.add_argument(
+        "--no-stack-folds",
+        dest="stack_folds",
+        action="store_false",
+        help="train the folds one after another (stack_folds=False), for comparison",
+    )
     parser.add_argument("--child", choices=["nncv", "sklearn", "tune"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.n_samples, args.n_features, args.n_jobs)))
+        details = run_one(
+            args.child, args.n_samples, args.n_features, args.n_jobs, args.stack_folds
+        )
+        print(json.dumps(details))
         return
     runs = {library: measure(library, args) for library in ("nncv", "sklearn", "tune")}
     for details in runs.values():
@@ -193,6 +216,7 @@ def main() -> None:
                 "nncv_over_x": runs["nncv"]["peak_over_x"],
                 "sklearn_over_x": runs["sklearn"]["peak_over_x"],
                 "tune_over_x": runs["tune"]["peak_over_x"],
+                "stack_folds": args.stack_folds,
             }
         )
     )
