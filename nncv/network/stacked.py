@@ -193,6 +193,8 @@ class StackedNetwork:
     (4, 51)
     >>> stack.forward(np.zeros((4, 5, 2))).shape
     (4, 5, 3)
+    >>> StackedNetwork(Network(2, [8], 3, batch_norm=True), 4).running_statistics.shape
+    (4, 16)
     """
 
     def __init__(self, template: Network, n_stack: int) -> None:
@@ -372,7 +374,8 @@ class StackedNetwork:
 
         ``targets`` is ``[n_stack, n_rows, n_outputs]``; ``scale`` is ``1 / n_rows`` (a float) or
         ``[n_stack, n_rows, 1]`` of ``w / sum(w)`` per network (as in
-        :meth:`Network.compute_gradients`).
+        :meth:`Network.compute_gradients`); it weights each network's batch-norm statistics
+        as it weights its loss.
         """
         outputs = self.forward(inputs, training=True, rngs=rngs, row_scale=scale)
         n_stack, n_rows, n_outputs = outputs.shape
