@@ -388,6 +388,26 @@ class StackedNetwork:
         self.add_regularisation_gradient()
         return losses.reshape(n_stack, n_rows)
 
+    def load_networks(self, networks: Sequence[Network]) -> None:
+        """Copy ``networks[f]``'s parameters and batch-norm running statistics into row ``f``
+        (what a fold ensemble does before :meth:`predict`).
+
+        Raises
+        ------
+        ConfigurationError
+            When the number of networks or their configuration is not the stack's.
+        """
+        if len(networks) != self.n_stack:
+            raise ConfigurationError(
+                f"the stack holds {self.n_stack} networks, got {len(networks)}"
+            )
+        config = self.template.get_config()
+        for row, network in enumerate(networks):
+            if network.get_config() != config:
+                raise ConfigurationError(f"network {row}'s configuration differs from the stack's")
+            self.parameters[row] = network.parameters
+            self.running_statistics[row] = network.running_statistics
+
     def predict(self, inputs) -> np.ndarray:
         """Every network's outputs for the same ``inputs`` (dropout off), as a new
         ``[n_stack, n_rows, n_outputs]`` array: ``result[f]`` equals network ``f``'s

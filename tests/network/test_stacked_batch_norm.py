@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from nncv.exceptions import ConfigurationError
 from nncv.network import EarlyStopping, Network, Trainer, metrics, optimizers, schedules
 from nncv.network import model as model_module
 from nncv.network import stacked as stacked_module
@@ -242,9 +243,7 @@ def test_stacked_predict_with_batch_norm_equals_each_network_predict(monkeypatch
         network.set_running_statistics(statistics)
         networks.append(network)
     stack = StackedNetwork(networks[0], 3)
-    for row, network in enumerate(networks):
-        stack.parameters[row] = network.parameters
-        stack.running_statistics[row] = network.running_statistics
+    stack.load_networks(networks)
     inputs = rng.normal(size=(50, N_FEATURES))
     if sparse:
         inputs = sp.csr_matrix(np.where(inputs > 0.5, inputs, 0.0))
@@ -268,3 +267,13 @@ def test_stacked_network_lays_batch_norm_out_as_a_single_network():
     for index, layer in enumerate(batch_norms):
         assert np.array_equal(layer.gamma, stack.parameters[:, layout[f"batch_norm_{index}.gamma"]])
         assert np.array_equal(layer.beta, stack.parameters[:, layout[f"batch_norm_{index}.beta"]])
+
+
+def test_load_networks_refuses_a_wrong_count_or_configuration():
+    template = Network(N_FEATURES, [4], 2, batch_norm=True)
+    stack = StackedNetwork(template, 2)
+    with pytest.raises(ConfigurationError, match="holds 2 networks, got 1"):
+        stack.load_networks([template])
+    other = Network(N_FEATURES, [4], 2, batch_norm=False)
+    with pytest.raises(ConfigurationError, match="network 1's configuration differs"):
+        stack.load_networks([template, other])
