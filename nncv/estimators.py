@@ -47,7 +47,7 @@ from nncv.exceptions import NncvError
 from nncv.network import EarlyStopping, Network, Trainer, metrics
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
-from nncv.network.model import BATCH_NORM_MOMENTUM
+from nncv.network.model import BATCH_NORM_MOMENTUM, PREDICT_CHUNK_ROWS
 from nncv.network.optimizers import OPTIMIZERS
 from nncv.network.registry import build, required_settings
 from nncv.network.schedules import SCHEDULES, make_schedule
@@ -639,10 +639,26 @@ class _BaseNN(BaseEstimator):
     # ----------------------------------------------------------- inference
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
-        X = self._validate_input(X, reset=False)
-        with np.errstate(over="ignore", invalid="ignore"):
-            outputs = self.network_.predict(X)
+        if isinstance(X, IndexedRows):
+            outputs = self._forward_rows(X)
+        else:
+            X = self._validate_input(X, reset=False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                outputs = self.network_.predict(X)
         check_finite_outputs(outputs, "the network's outputs")
+        return outputs
+
+    def _forward_rows(self, X: IndexedRows) -> np.ndarray:
+        """Outputs for rows read by index, a prediction chunk at a time: the rows are never
+        held whole, and the numbers equal those of ``predict`` on the transformed rows (the
+        network predicts in the same chunks)."""
+        outputs = np.empty((len(X), self.network_.n_outputs), dtype=self.network_.dtype)
+        for start, block in zip(
+            range(0, len(X), PREDICT_CHUNK_ROWS), X.blocks(PREDICT_CHUNK_ROWS), strict=False
+        ):
+            block = self._validate_input(block, reset=False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                outputs[start : start + len(block)] = self.network_.predict(block)
         return outputs
 
     def __sklearn_tags__(self):
@@ -1001,7 +1017,10 @@ class NNClassifier(ClassifierMixin, _BaseNN):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, IndexedRows} of shape (n_samples, n_features)
+            An :class:`~nncv.network.training.IndexedRows` (rows of a larger or memory-mapped
+            array, transformed as they are read) is predicted a chunk at a time, with the
+            numbers of the transformed rows; so are :meth:`predict` and :meth:`score`.
 
         Returns
         -------
