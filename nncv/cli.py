@@ -467,6 +467,22 @@ def tune_command(
         typer.echo(f"best model saved to {out}")
 
 
+def _require_study(storage: str, study_name: str) -> None:
+    """Refuse a study that is not in the storage, naming those that are."""
+    from nncv.search._storage import describe_storage, study_names
+
+    names = study_names(storage)
+    if study_name in names:
+        return
+    close = difflib.get_close_matches(study_name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(repr(name) for name in names) if names else "none"
+    raise CommandError(
+        f"no study {study_name!r} in {describe_storage(storage)}{hint}; studies there: "
+        f"{listed}. Create it with `nncv tune` (or pass --create to the worker)"
+    )
+
+
 @app.command("worker")
 @_fails_cleanly
 def worker_command(
@@ -485,13 +501,23 @@ def worker_command(
     pruner: PrunerOpt = "median",
     sampler: SamplerOpt = "tpe",
     seed: SeedOpt = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create", help="Create the study if it does not exist (workers started together)."
+        ),
+    ] = False,
 ) -> None:
     """Join an existing study and run trials on it (start one per machine or core).
 
     Give the same data and options as the ``tune`` that created the study: the study
-    checks its data fingerprint, space and folds, and refuses a mismatch.
+    checks its data fingerprint, space and folds, and refuses a mismatch. A study that
+    does not exist is refused (with the names of those that do) unless ``--create``.
     """
-    result = _tune(**locals(), workers=1, refit=False)
+    if not create:
+        _require_study(storage, study_name)
+    options = {name: value for name, value in locals().items() if name != "create"}
+    result = _tune(**options, workers=1, refit=False)
     finished = sum(t.state.name == "COMPLETE" for t in result.study.trials)
     typer.echo(
         f"study {study_name!r}: {finished} complete trials, best CV score {result.best_score:.4f}"
