@@ -202,7 +202,7 @@ def cross_validate(
         joblib's progress messages.
     stack_folds : bool, default=True
         Train the folds of a worker as one stacked network where they share one network
-        configuration (an nncv network without batch normalisation; see
+        configuration (an nncv network; see
         :func:`nncv.cv.fold.stack_refusal`): each fold's numbers are those it gets
         alone, the per-batch overhead is paid once for all of them. With ``n_jobs``
         workers the folds are split into that many stacks (5 folds on 2 workers: stacks

@@ -570,9 +570,8 @@ def stack_refusal(folds: Sequence[Fold]) -> str | None:
     """Why ``folds`` (started with ``launch=False``) cannot train as one stack, or None.
 
     They can when there are at least two, each an nncv network (none of its fit hooks
-    overridden) of one class with the same parameters except ``random_state``, without
-    batch normalisation (the stack does not carry running statistics yet), ``warm_start``
-    or ``verbose`` progress output.
+    overridden), of one class with the same parameters except ``random_state``, without
+    ``warm_start`` or ``verbose`` progress output.
     """
     if len(folds) < 2:
         return "fewer than two folds to train"
@@ -588,8 +587,6 @@ def stack_refusal(folds: Sequence[Fold]) -> str | None:
     if overridden:
         return f"{kind.__name__} overrides {', '.join(overridden)}"
     params = {k: v for k, v in first.get_params(deep=False).items() if k not in _PER_FOLD_PARAMS}
-    if np.any(params.get("batch_norm", False)):
-        return "batch normalisation is not stacked yet"
     if params.get("warm_start") or params.get("verbose"):
         return "warm_start or verbose training"
     for fold in folds[1:]:
