@@ -19,6 +19,7 @@ from nncv.cv import CVResult, cross_validate
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import (
     ArtifactError,
+    BackendError,
     ConfigurationError,
     DivergedError,
     NncvError,
@@ -58,6 +59,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactError",
+    "BackendError",
     "CVResult",
     "Categorical",
     "ConfigurationError",

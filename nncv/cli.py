@@ -105,6 +105,14 @@ StorageOpt = Annotated[
     typer.Option(help="Study storage: a path ending in .log (journal file) or a SQLAlchemy URL."),
 ]
 StudyOpt = Annotated[str | None, typer.Option("--study-name", help="Study name in the storage.")]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="ADDRESS",
+        help="Run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786).",
+    ),
+]
 
 
 def load_data(data: str, target: str | None) -> tuple[Any, Any]:
@@ -244,6 +252,7 @@ def cv_command(
     scores: Annotated[
         Path | None, typer.Option(help="Write the fold scores table (CSV or Parquet).")
     ] = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Cross-validate a scaled network; print each fold's scores and their mean."""
     from nncv.cv import cross_validate
@@ -251,7 +260,14 @@ def cv_command(
     X, y = load_data(data, target)
     estimator = build_estimator(y, task, scaler, parse_params(param))
     result = cross_validate(
-        estimator, X, y, cv=cv, scoring=_scoring(scoring), n_jobs=n_jobs, random_state=seed
+        estimator,
+        X,
+        y,
+        cv=cv,
+        scoring=_scoring(scoring),
+        n_jobs=n_jobs,
+        random_state=seed,
+        backend=dask,
     )
     table = result.to_frame()
     summary = table.drop(columns="fold").agg(["mean", "std"])
@@ -284,6 +300,7 @@ def _tune(
     workers: int,
     seed: int | None,
     refit: bool,
+    dask: str | None = None,
 ) -> Any:
     import nncv
 
@@ -308,6 +325,7 @@ def _tune(
         n_workers=workers,
         random_state=seed,
         refit=refit,
+        backend=dask,
         **options,
     )
 
@@ -344,6 +362,7 @@ def tune_command(
     trials_out: Annotated[
         Path | None, typer.Option(help="Write the trial × fold × epoch table (CSV/Parquet).")
     ] = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Tune the network by k-fold CV with an Optuna study; save the best model."""
     import nncv
@@ -365,6 +384,7 @@ def tune_command(
         workers=workers,
         seed=seed,
         refit=out is not None,
+        dask=dask,
     )
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")

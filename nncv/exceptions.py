@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "BackendError",
     "ConfigurationError",
     "DivergedError",
     "NncvError",
@@ -30,6 +31,10 @@ class ArtifactError(NncvError, ValueError):
 
 class SearchError(NncvError, ValueError):
     """A search space, study or storage is inconsistent with the request."""
+
+
+class BackendError(NncvError, ValueError):
+    """A parallel backend (a Dask cluster, say) was named wrongly, is missing or unreachable."""
 
 
 class StopTraining(Exception):  # noqa: N818 - control flow, not an error

@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
 from threadpoolctl import threadpool_limits
 
+from nncv._dask import BackendSpec, dask_client, wants_dask
 from nncv.exceptions import DivergedError, SearchError
 from nncv.search._estimator import (
     default_estimator,
@@ -152,12 +153,16 @@ class Search:
     pruner: optuna.pruners.BasePruner
     n_workers: int
     temp_dir: str | None
+    backend: BackendSpec = None
+    on_dask: bool = False
 
     def run(self, n_trials: int | None, timeout: float | None) -> bool:
         """Optimise; return True when interrupted by Ctrl-C (finished trials are kept)."""
         n_existing = len(self.study.get_trials(deepcopy=False))
         try:
-            if self.n_workers == 1:
+            if self.on_dask:
+                self._run_on_dask(n_trials, timeout)
+            elif self.n_workers == 1:
                 self.study.sampler = _make_sampler(self.sampler, self.setup.seed, n_existing, 0)
                 _optimize(self.study, self.objective, n_trials, timeout)
             else:
@@ -167,6 +172,23 @@ class Search:
         finally:
             self._collect()
         return False
+
+    def _run_on_dask(self, n_trials: int | None, timeout: float | None) -> None:
+        from nncv.search._dask import run_trials
+
+        with dask_client(self.backend) as client:
+            run_trials(
+                client,
+                self.objective,
+                storage_spec=self.storage_spec,
+                study=self.study,
+                sampler=self.sampler,
+                pruner=self.pruner,
+                seed=self.setup.seed,
+                n_trials=n_trials,
+                timeout=timeout,
+                max_in_flight=self.n_workers if self.n_workers > 1 else None,
+            )
 
     def _run_workers(self, n_trials: int | None, timeout: float | None, n_existing: int) -> None:
         from joblib import Parallel, delayed
@@ -281,6 +303,7 @@ def prepare(
     random_state: int | None = None,
     fit_params: dict[str, Any] | None = None,
     classifier: bool | None = None,
+    backend: BackendSpec = None,
 ) -> Search:
     """Check the whole request and open (or continue) the study; no trial runs here."""
     if y is None:
@@ -308,18 +331,20 @@ def prepare(
     max_epochs = int(network.get_params().get("max_epochs", 100))
     pruner_obj = make_pruner(pruner, max_epochs)
 
+    on_dask = wants_dask(backend)  # trials as Dask tasks, sharing the storage as workers do
+    shared = n_workers > 1 or on_dask
     temp_dir = None
     storage_spec = storage
-    if n_workers > 1 and storage is None:
+    if shared and storage is None:
         temp_dir = tempfile.mkdtemp(prefix="nncv-study-")
         storage_spec = os.path.join(temp_dir, "study.log")
-    elif n_workers > 1 and isinstance(storage, optuna.storages.BaseStorage):
+    elif shared and isinstance(storage, optuna.storages.BaseStorage):
         raise SearchError(
-            "with n_workers > 1 give storage as a .log path or a database URL, so that each "
-            "worker process can open it"
+            "with n_workers > 1 or a Dask backend give storage as a .log path or a database "
+            "URL, so that each worker process can open it"
         )
     storage_obj = make_storage(storage_spec)
-    if n_workers > 1 and isinstance(storage_obj, optuna.storages.InMemoryStorage):
+    if shared and isinstance(storage_obj, optuna.storages.InMemoryStorage):
         raise SearchError("n_workers > 1 needs a storage the worker processes can share")
 
     n_samples = len(y)
@@ -372,6 +397,8 @@ def prepare(
         pruner=pruner_obj,
         n_workers=int(n_workers),
         temp_dir=temp_dir,
+        backend=backend,
+        on_dask=on_dask,
     )
 
 

@@ -61,6 +61,10 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         Worker processes sharing the storage.
     timeout : float, optional
     random_state : int, optional
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the trials run, as in :func:`~nncv.search.tune`: on a Dask cluster each trial
+        is a Dask task on the shared storage (also under an enclosing
+        ``joblib.parallel_config(backend="dask")``). See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -102,6 +106,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         n_workers: int = 1,
         timeout: float | None = None,
         random_state: int | None = None,
+        backend: Any = None,
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -115,6 +120,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.n_workers = n_workers
         self.timeout = timeout
         self.random_state = random_state
+        self.backend = backend
 
     def _base_estimator(self) -> Any:
         if self.estimator is not None:
@@ -171,6 +177,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
             random_state=self.random_state,
             fit_params=fit_params,
             classifier=True,
+            backend=self.backend,
         )
         if search.run(self.n_trials, self.timeout):
             raise KeyboardInterrupt

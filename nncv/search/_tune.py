@@ -33,6 +33,7 @@ def tune(
     n_workers: int = 1,
     random_state: int | None = None,
     refit: bool = True,
+    backend: Any = None,
 ) -> TuneResult:
     """Tune a network by k-fold cross-validation with an Optuna study.
 
@@ -82,6 +83,16 @@ def tune(
         The study seed (folds, fold seeds, sampler). A continued study keeps its own.
     refit : bool, default=True
         Refit the best configuration on all the data (``result.best_estimator``).
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the trials run. None: in this process, or ``n_workers`` loky processes —
+        unless an enclosing ``joblib.parallel_config(backend="dask")`` names a Dask
+        cluster. On a Dask cluster (``"dask"``: the running client; ``"tcp://host:8786"``:
+        that scheduler) every trial is a Dask task on the shared ``storage`` (a journal
+        file every worker sees, or a database URL; an in-memory study uses a temporary
+        journal file, which only a cluster on this machine sees), as many at once as the
+        cluster has threads (or ``n_workers`` when above 1); X and y reach each worker
+        once. A trial lost with its worker is failed and its parameters run again. See
+        ``docs/scaling.md``.
 
     Returns
     -------
@@ -95,6 +106,8 @@ def tune(
         Before any trial, for a space naming a parameter the estimator lacks, an
         unreachable storage, or a continued study run on other data, space or scoring;
         after the study, when no trial completed.
+    nncv.BackendError
+        An unknown ``backend``, or a Dask one that is not installed or not reachable.
 
     Examples
     --------
@@ -122,6 +135,7 @@ def tune(
         study_name=study_name,
         n_workers=n_workers,
         random_state=random_state,
+        backend=backend,
     )
     interrupted = search.run(n_trials, timeout)
     if interrupted:

@@ -1,0 +1,291 @@
+"""Trials as Dask tasks: a search on a Dask cluster, with no ``nncv worker`` processes.
+
+:func:`run_trials` submits one task per trial to a ``dask.distributed`` client. Each task
+opens the study's shared storage (a journal file every worker can read, or a database
+URL), runs one trial of the study with BLAS held to one thread, and returns. The
+objective — and with it X and y — is scattered to every worker once, not sent with every
+task. As many trials run at once as the cluster has worker threads (or ``max_in_flight``).
+
+A worker lost mid-trial (killed, out of memory, its machine gone) leaves that trial
+RUNNING in the storage. Dask runs the task again on another worker; before its own trial
+the task fails its earlier attempt's trial (``fail_reason`` "worker lost …") and enqueues
+the same parameters again, as Optuna's ``RetryFailedTrialCallback`` does (the retry has
+user attribute ``failed_trial``, the lost trial's number), so the run ends with every
+requested trial finished and the lost one accounted for as FAIL. The tasks tag their
+trials (user attributes ``nncv_dask_run``, ``nncv_dask_task``, ``nncv_dask_worker``), so
+a task that never runs again (Dask gave up on it) has its trial failed by the caller
+when the run ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from sklearn.exceptions import ConvergenceWarning
+
+from nncv._dask import one_blas_thread
+from nncv.exceptions import BackendError, DivergedError, SearchError
+from nncv.search._storage import make_storage
+from nncv.search._study import sampler_seed
+
+__all__ = ["DaskTrials", "fail_lost_trials", "run_trials"]
+
+logger = logging.getLogger("nncv.search")
+
+RUN_ATTR = "nncv_dask_run"
+TASK_ATTR = "nncv_dask_task"
+WORKER_ATTR = "nncv_dask_worker"
+#: Optuna's name (``RetryFailedTrialCallback``) for the trial a retry repeats.
+RETRY_ATTR = "failed_trial"
+
+
+@dataclass(frozen=True)
+class DaskTrials:
+    """What every trial task needs; sent once per task, the objective scattered apart."""
+
+    storage_spec: Any
+    study_name: str
+    sampler: Any
+    pruner: optuna.pruners.BasePruner
+    seed: int
+    n_existing: int
+    run_id: str
+    deadline: float | None
+    verbosity: int
+
+
+def _task_sampler(trials: DaskTrials, task: int) -> optuna.samplers.BaseSampler:
+    """A sampler for one task: the user's (reseeded, so tasks differ) or a seeded TPE."""
+    if trials.sampler is not None:
+        trials.sampler.reseed_rng()
+        return trials.sampler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=sampler_seed(trials.seed, trials.n_existing, task), multivariate=True, group=True
+        )
+
+
+def fail_lost_trials(
+    study: optuna.Study, run_id: str, task: int | None, reason: str, *, retry: bool = True
+) -> list[int]:
+    """Fail the RUNNING trials a run's task (any task for None) left; enqueue their params.
+
+    With ``retry=False`` the parameters are not enqueued again.
+
+    Returns the numbers of the trials failed here (a trial that finished meanwhile, or
+    that someone else failed first, is left alone).
+    """
+    storage = study._storage
+    lost = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if attrs.get(RUN_ATTR) != run_id or (task is not None and attrs.get(TASK_ATTR) != task):
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # it finished, or another process failed it, meanwhile
+        lost.append(trial.number)
+        if retry:
+            retry_of = attrs.get(RETRY_ATTR, trial.number)
+            study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: retry_of, RUN_ATTR: run_id})
+        logger.warning("trial %d failed: %s%s", trial.number, reason, retry * "; params enqueued")
+    return lost
+
+
+def _worker_address() -> str:
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:  # not in a worker (a test calling the task directly)
+        return f"pid {os.getpid()}"
+
+
+def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, Any]:
+    """One Dask task: one trial of the study, BLAS held to one thread while it runs.
+
+    Returns ``{"trial": number or None, "lost": [numbers of trials failed here]}``; no
+    trial runs once ``trials.deadline`` has passed.
+    """
+    optuna.logging.set_verbosity(trials.verbosity)
+    study = optuna.load_study(
+        study_name=trials.study_name,
+        storage=make_storage(trials.storage_spec),
+        sampler=_task_sampler(trials, task),
+        pruner=trials.pruner,
+    )
+    worker = _worker_address()
+    # Running again after a worker was lost: the earlier attempt's trial stays RUNNING.
+    lost = fail_lost_trials(study, trials.run_id, task, f"worker lost (Dask task {task} re-run)")
+    if _past(trials.deadline):
+        return {"trial": None, "lost": lost}
+    tags = {RUN_ATTR: trials.run_id, TASK_ATTR: task, WORKER_ATTR: worker}
+    numbers: list[int] = []
+
+    def tagged(trial: optuna.Trial) -> float:
+        for key, value in tags.items():
+            trial.set_user_attr(key, value)
+        numbers.append(trial.number)
+        return objective(trial)
+
+    def optimize() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            study.optimize(tagged, n_trials=1, catch=(DivergedError,))
+
+    one_blas_thread(optimize)
+    return {"trial": numbers[0] if numbers else None, "lost": lost}
+
+
+def _check_storage_reachable(client: Any, storage_spec: Any) -> None:
+    """A journal file must be on a disk every worker sees: check before any trial."""
+    if storage_spec is None or "://" in os.fspath(storage_spec):
+        return
+    path = os.path.abspath(os.fspath(storage_spec))
+    seen = client.run(os.path.exists, path)
+    blind = sorted(worker for worker, exists in seen.items() if not exists)
+    if blind:
+        raise SearchError(
+            f"the Dask workers {blind} cannot see the journal file {path}: give storage a "
+            "path on a disk every worker shares, or a database URL (postgresql://…)"
+        )
+
+
+def run_trials(
+    client: Any,
+    objective: Any,
+    *,
+    storage_spec: Any,
+    study: optuna.Study,
+    sampler: Any,
+    pruner: optuna.pruners.BasePruner,
+    seed: int,
+    n_trials: int | None,
+    timeout: float | None,
+    max_in_flight: int | None = None,
+) -> None:
+    """Run ``n_trials`` trials (or until ``timeout``) of ``study`` as tasks on ``client``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    objective : callable
+        The trial objective; scattered to every worker once.
+    storage_spec : path ending in ".log" or database URL
+        What each task opens: the storage of ``study``.
+    study : optuna.Study
+    sampler, pruner, seed :
+        As the local workers get them; each task's sampler is seeded by its task number.
+    n_trials : int or None
+        Trials to finish in this call (a lost trial and its retry count as one).
+    timeout : float or None
+        Submit no trial after this many seconds; tasks that start later return at once.
+    max_in_flight : int, optional
+        Trials running at once; default the cluster's worker threads.
+
+    Raises
+    ------
+    SearchError
+        When the storage is not one every worker can open.
+    """
+    from distributed import as_completed
+
+    if n_trials is None and timeout is None:
+        raise SearchError("a search on a Dask cluster needs n_trials or a timeout")
+    if storage_spec is None or isinstance(storage_spec, optuna.storages.BaseStorage):
+        raise SearchError(
+            "trials on a Dask cluster need storage as a .log path or a database URL, so that "
+            "every worker can open it"
+        )
+    _check_storage_reachable(client, storage_spec)
+    slots = max_in_flight or sum(client.nthreads().values())
+    if slots < 1:
+        raise BackendError("the Dask cluster has no workers")
+    trials = DaskTrials(
+        storage_spec=storage_spec,
+        study_name=study.study_name,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        n_existing=len(study.get_trials(deepcopy=False)),
+        run_id=uuid.uuid4().hex,
+        deadline=None if timeout is None else time.time() + timeout,
+        verbosity=optuna.logging.get_verbosity(),
+    )
+    [objective_future] = client.scatter([objective], broadcast=True, hash=False)
+    remaining = n_trials  # trials still to finish; None: until the deadline
+    next_task = 0
+    running = as_completed()
+
+    def fill() -> None:
+        nonlocal next_task
+        while running.count() < slots and not _past(trials.deadline):
+            if remaining is not None and running.count() >= remaining:
+                return
+            running.add(
+                client.submit(
+                    run_trial_task,
+                    objective_future,
+                    trials,
+                    next_task,
+                    key=f"nncv-trial-{trials.run_id}-{next_task}",
+                    pure=False,
+                )
+            )
+            next_task += 1
+
+    try:
+        while True:
+            fill()
+            for future in running:
+                try:
+                    outcome = future.result()
+                except Exception as error:
+                    if not _is_lost_worker(error):
+                        raise
+                    # Dask gave up on this task (its workers kept dying): fail its trial for
+                    # good rather than retry parameters that may be what kills the workers.
+                    reason = f"worker lost: {error}"
+                    fail_lost_trials(study, trials.run_id, None, reason, retry=False)
+                    outcome = {"trial": None, "lost": []}
+                if remaining is not None:
+                    remaining -= outcome["trial"] is not None
+                fill()
+            # A lost trial's retry queued behind other waiting trials runs in this call too.
+            retries = _waiting_retries(study, trials.run_id)
+            if not retries or _past(trials.deadline):
+                break
+            remaining = retries
+    except BaseException:
+        client.cancel(list(running.futures))
+        raise
+    # Every task has ended: a trial of this run still RUNNING has no task left to finish it.
+    fail_lost_trials(study, trials.run_id, None, "its Dask task ended without finishing it")
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+def _waiting_retries(study: optuna.Study, run_id: str) -> int:
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return sum(trial.user_attrs.get(RUN_ATTR) == run_id for trial in waiting)
+
+
+def _is_lost_worker(error: BaseException) -> bool:
+    """Dask gave up on a task whose workers kept dying (``KilledWorker``)."""
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(error, KilledWorker)
