@@ -72,10 +72,14 @@ def cluster():
         yield cluster
 
 
+def warm_up() -> None:
+    importlib.import_module("nncv.search")
+
+
 @pytest.fixture(scope="module")
 def client(cluster):
     with distributed.Client(cluster) as client:
-        client.run(importlib.import_module, "nncv.search")  # workers import nncv once, here
+        client.run(warm_up)  # the workers import nncv here, once, not in the first test
         yield client
 
 
