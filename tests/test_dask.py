@@ -78,7 +78,8 @@ def warm_up() -> None:
 
 @pytest.fixture(scope="module")
 def client(cluster):
-    with distributed.Client(cluster) as client:
+    # Not the default client: nncv must never need one (the CLI's is not one either).
+    with distributed.Client(cluster, set_as_default=False) as client:
         client.run(warm_up)  # the workers import nncv here, once, not in the first test
         yield client
 
@@ -158,7 +159,7 @@ def test_cross_validate_on_dask_gives_the_numbers_of_one_process(client, digits)
     model = small_pipeline()
     local = nncv.cross_validate(model, X, y, cv=4, random_state=0, n_jobs=1)
     by_argument = nncv.cross_validate(model, X, y, cv=4, random_state=0, backend=client)
-    with joblib.parallel_config(backend="dask"):
+    with joblib.parallel_config(backend="dask", client=client):
         by_config = nncv.cross_validate(model, X, y, cv=4, random_state=0, n_jobs=-1)
     for result in (by_argument, by_config):
         np.testing.assert_array_equal(result.scores["score"], local.scores["score"])
@@ -285,8 +286,8 @@ def test_nnsearchcv_on_dask_gives_the_results_of_one_process(client, digits, tmp
         )
 
     local = search(str(tmp_path / "local.log")).fit(X, y)
-    with joblib.parallel_config(backend="dask"):
-        on_dask = search(str(tmp_path / "dask.log")).fit(X, y)
+    with client.as_current():  # what distributed.get_client() returns: backend="dask"
+        on_dask = search(str(tmp_path / "dask.log")).set_params(backend="dask").fit(X, y)
     assert all("nncv_dask_worker" in t.user_attrs for t in on_dask.study_.trials)
     for key in ("trial_number", "mean_test_score", "split0_test_score", "split2_test_score"):
         np.testing.assert_array_equal(on_dask.cv_results_[key], local.cv_results_[key])
@@ -298,7 +299,7 @@ def test_nested_cross_validation_of_nnsearchcv_on_dask(client, digits):
     X, y = digits[0][:300], digits[1][:300]
     search = NNSearchCV(small_pipeline(max_epochs=3), SPACE, n_trials=2, cv=2, random_state=0)
     local = cross_val_score(search, X, y, cv=2, n_jobs=1)
-    with joblib.parallel_config(backend="dask"):
+    with joblib.parallel_config(backend="dask", client=client):
         on_dask = cross_val_score(search, X, y, cv=2, n_jobs=-1)
     np.testing.assert_array_equal(on_dask, local)
 

@@ -227,7 +227,7 @@ def run_trials(
     [objective_future] = client.scatter([objective], broadcast=True, hash=False)
     remaining = n_trials  # trials still to finish; None: until the deadline
     next_task = 0
-    running = as_completed()
+    running = as_completed(loop=client.loop)
 
     def fill() -> None:
         nonlocal next_task
