@@ -231,7 +231,21 @@ def test_unknown_backend_is_a_clear_error(digits):
         NNSearchCV(NNClassifier(max_epochs=1), SPACE, n_trials=1, backend="spark").fit(X, y)
 
 
+def test_backend_dask_without_a_running_client_is_a_clear_error(client, digits):
+    X, y = digits[0][:100], digits[1][:100]  # the module's client is not the default one
+    with pytest.raises(BackendError, match="needs a running dask.distributed Client"):
+        nncv.cross_validate(LogisticRegression(), X, y, backend="dask")
+
+
 # ----------------------------------------------------------------- trials
+
+
+def test_tune_in_memory_on_a_local_cluster(client):
+    X, y = nncv.datasets.load("iris")
+    result = tune(X, y, small_pipeline(max_epochs=2), SPACE, n_trials=3, cv=2, backend=client)
+    assert [t.state for t in result.study.trials] == [State.COMPLETE] * 3
+    assert all(WORKER_ATTR in t.user_attrs for t in result.study.trials)
+    assert isinstance(result.study._storage, optuna.storages.InMemoryStorage)  # copied back
 
 
 def test_tune_on_dask_gives_the_study_of_one_process(client, digits, tmp_path, task_sizes):
