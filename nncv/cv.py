@@ -24,6 +24,7 @@ from nncv._dask import BackendSpec, check_backend, parallel_map
 from nncv._fold_fit import fit_fold
 from nncv._folds import CVSetupError, base_seed, fold_seed, make_splits, shuffle_seed
 from nncv._scoring import ScoringError, build_scorers
+from nncv._validation import check_training_data
 
 __all__ = ["CURVE_COLUMNS", "CVResult", "CVSetupError", "ScoringError", "cross_validate"]
 
@@ -236,6 +237,7 @@ def cross_validate(
     if error_score != "raise" and not isinstance(error_score, (int, float)):
         raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
     check_backend(backend)
+    check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
     X, y, groups = _check_data(X, y, groups)
     n_samples = _num_samples(X)
     sample_weight = _check_sample_weight(sample_weight, n_samples)

@@ -9,6 +9,7 @@ search can drive several folds in lockstep.
 
 from __future__ import annotations
 
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -32,10 +33,21 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from nncv._validation import (
+    check_finite_outputs,
+    check_finite_range,
+    check_non_negative_weights,
+    check_not_ragged,
+    check_positive_ints,
+    conversion_error,
+    standardisation,
+    to_floats,
+)
 from nncv.exceptions import NncvError
 from nncv.network import EarlyStopping, Network, Trainer, metrics
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
+from nncv.network.model import BATCH_NORM_MOMENTUM
 from nncv.network.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
 from nncv.network.schedules import SCHEDULES, make_schedule
 from nncv.network.training import IndexedRows
@@ -46,14 +58,39 @@ HISTORY_COLUMNS = ("epoch", "loss", "data_loss", "val_loss", "val_score", "learn
 #: Rows per block when :class:`IndexedRows` inputs are validated.
 VALIDATION_BLOCK_ROWS = 4096
 _PER_LAYER_PARAMS = ("l1", "l2", "bias_l1", "bias_l2")
+#: Integer parameters, where scikit-learn's constraints let booleans through.
+INT_PARAMS = ("batch_size", "max_epochs", "patience", "random_state")
 
 
 def _non_negative_or_per_layer() -> list:
     return [Interval(Real, 0, None, closed="left"), "array-like"]
 
 
-def _as_tuple(value: Any) -> tuple:
-    return tuple(value) if np.ndim(value) else (value,)
+def _validation_scores(history: pd.DataFrame) -> list[float] | None:
+    """The per-epoch validation scores, or None when no epoch had validation data."""
+    scores = history["val_score"]
+    return None if scores.isna().all() else scores.tolist()
+
+
+#: ``out_activation_`` (MLPClassifier's names) of each output loss of the network.
+OUT_ACTIVATIONS = {
+    "softmax_cross_entropy": "softmax",
+    "sigmoid_cross_entropy": "logistic",
+    "mse": "identity",
+}
+
+
+def _named_init(init: Callable, owner: str) -> Callable:
+    """A copy of ``init`` whose errors say ``owner.__init__()`` (same signature, defaults)."""
+    code = init.__code__.replace(co_qualname=f"{owner}.__init__")
+    copy = types.FunctionType(
+        code, init.__globals__, "__init__", init.__defaults__, init.__closure__
+    )
+    copy.__kwdefaults__ = init.__kwdefaults__
+    copy.__doc__ = init.__doc__
+    copy.__qualname__ = f"{owner}.__init__"
+    copy.__annotations__ = dict(init.__annotations__)
+    return copy
 
 
 class _BaseNN(BaseEstimator):
@@ -74,6 +111,8 @@ class _BaseNN(BaseEstimator):
         "bias_l1": _non_negative_or_per_layer(),
         "bias_l2": _non_negative_or_per_layer(),
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "batch_norm": ["boolean", "array-like"],
+        "batch_norm_momentum": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"full"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -85,6 +124,14 @@ class _BaseNN(BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass without its own __init__ gets a copy of this one under its own name,
+        # so `NNClassifier(hiden=3)` says "NNClassifier.__init__() got an unexpected ...".
+        super().__init_subclass__(**kwargs)
+        inherited = cls.__init__  # the nearest one: NNRegressor's own for its subclasses
+        if "__init__" not in vars(cls) and isinstance(inherited, types.FunctionType):
+            cls.__init__ = _named_init(inherited, cls.__name__)
 
     def __init__(
         self,
@@ -103,6 +150,8 @@ class _BaseNN(BaseEstimator):
         bias_l1=0.0,
         bias_l2=0.0,
         dropout=0.0,
+        batch_norm=False,
+        batch_norm_momentum=BATCH_NORM_MOMENTUM,
         batch_size=32,
         max_epochs=200,
         early_stopping=False,
@@ -128,6 +177,8 @@ class _BaseNN(BaseEstimator):
         self.bias_l1 = bias_l1
         self.bias_l2 = bias_l2
         self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
@@ -151,14 +202,22 @@ class _BaseNN(BaseEstimator):
         raise NotImplementedError
 
     # -------------------------------------------------------- validation
+    def _validate_params(self) -> None:
+        """scikit-learn's constraint check, then what it lets through: booleans for ints
+        (``hidden_layer_sizes=(True,)`` would build a 1-unit layer) and per-layer values."""
+        super()._validate_params()
+        for name in INT_PARAMS:
+            value = getattr(self, name)
+            if isinstance(value, bool | np.bool_):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
+                    f"not a boolean; got {value!r}."
+                )
+        self._check_layer_params()
+
     def _check_layer_params(self) -> tuple[tuple[int, ...], dict[str, Any]]:
         """Validate per-layer sequences (lengths, ranges) beyond ``_parameter_constraints``."""
-        sizes = _as_tuple(self.hidden_layer_sizes)
-        if not all(isinstance(s, Integral | np.integer) and s >= 1 for s in sizes):
-            raise InvalidParameterError(
-                "The 'hidden_layer_sizes' parameter must be a positive int or a sequence of "
-                f"positive ints; got {self.hidden_layer_sizes!r}."
-            )
+        sizes = check_positive_ints(self.hidden_layer_sizes, "hidden_layer_sizes")
         n_dense = len(sizes) + 1
         per_layer: dict[str, Any] = {}
         for name in _PER_LAYER_PARAMS:
@@ -166,7 +225,7 @@ class _BaseNN(BaseEstimator):
             if np.ndim(value) == 0:
                 per_layer[name] = float(value)
                 continue
-            values = tuple(float(v) for v in value)
+            values = to_floats(value, name)
             if len(values) != n_dense or any(not v >= 0 for v in values):
                 raise InvalidParameterError(
                     f"The {name!r} parameter must be a non-negative float or one non-negative "
@@ -178,13 +237,23 @@ class _BaseNN(BaseEstimator):
         if np.ndim(dropout) == 0:
             per_layer["dropout"] = float(dropout)
         else:
-            rates = tuple(float(r) for r in dropout)
+            rates = to_floats(dropout, "dropout")
             if len(rates) != len(sizes) or any(not 0 <= r < 1 for r in rates):
                 raise InvalidParameterError(
                     "The 'dropout' parameter must be a float in [0, 1) or one such value per "
                     f"hidden layer ({len(sizes)}); got {dropout!r}."
                 )
             per_layer["dropout"] = rates
+        if np.ndim(self.batch_norm) == 0:
+            per_layer["batch_norm"] = bool(self.batch_norm)
+        else:
+            flags = tuple(self.batch_norm)
+            if len(flags) != len(sizes) or not all(isinstance(f, bool | np.bool_) for f in flags):
+                raise InvalidParameterError(
+                    "The 'batch_norm' parameter must be a bool or one bool per hidden layer "
+                    f"({len(sizes)}); got {self.batch_norm!r}."
+                )
+            per_layer["batch_norm"] = tuple(bool(f) for f in flags)
         if self.schedule != "inverse_time" and self.final_learning_rate is None:
             raise InvalidParameterError(
                 f"The 'final_learning_rate' parameter must be set when schedule={self.schedule!r}."
@@ -192,12 +261,28 @@ class _BaseNN(BaseEstimator):
         return tuple(int(s) for s in sizes), per_layer
 
     def _validate_input(self, X, y=None, *, reset: bool):
+        """``validate_data``, with errors naming X, and X's range checked for the dtype."""
         dtype = np.dtype(self.dtype)
-        if y is None:
-            return validate_data(self, X, reset=reset, accept_sparse="csr", dtype=dtype)
-        return validate_data(
-            self, X, y, reset=reset, accept_sparse="csr", dtype=dtype, multi_output=True
+        check_not_ragged(X, "X")
+        try:
+            if y is None:
+                validated = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=dtype)
+            else:
+                validated = validate_data(
+                    self, X, y, reset=reset, accept_sparse="csr", dtype=dtype, multi_output=True
+                )
+        except ValueError as error:
+            named = conversion_error(error, "X", X)
+            if named is None:
+                raise
+            raise named from error
+        check_finite_range(
+            validated if y is None else validated[0],
+            dtype,
+            "X",
+            what=f"the dtype of {type(self).__name__}",
         )
+        return validated
 
     def _validate_rows(self, X: IndexedRows, y, *, reset: bool):
         """What ``_validate_input(X, y)`` checks, for rows read by index, a block at a time.
@@ -233,6 +318,8 @@ class _BaseNN(BaseEstimator):
             bias_l1=per_layer["bias_l1"],
             bias_l2=per_layer["bias_l2"],
             dtype=self.dtype,
+            batch_norm=per_layer["batch_norm"],
+            batch_norm_momentum=self.batch_norm_momentum,
         )
         network.initialize(rng)
         self.network_ = network
@@ -300,6 +387,7 @@ class _BaseNN(BaseEstimator):
             X, y = self._validate_input(X, y, reset=not keep)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            check_non_negative_weights(sample_weight)
             if not np.any(sample_weight > 0):
                 raise ValueError("sample_weight must contain at least one positive weight")
         Y = self._encode_targets(y, reset=not (keep or primed), sample_weight=sample_weight)
@@ -315,7 +403,9 @@ class _BaseNN(BaseEstimator):
             X_val = self._validate_input(X_val, reset=False)
             validation = (X_val, self._encode_targets(y_val, reset=False))
             if rest and rest[0] is not None:
-                validation += (_check_sample_weight(rest[0], X_val, dtype=np.float64),)
+                weights = _check_sample_weight(rest[0], X_val, dtype=np.float64)
+                check_non_negative_weights(weights, "validation sample_weight")
+                validation += (weights,)
         elif self.early_stopping and not keep:
             X, Y, sample_weight, validation = self._split_validation(
                 X, Y, sample_weight, self._trainer.rng
@@ -395,8 +485,11 @@ class _BaseNN(BaseEstimator):
             X, Y, n_epochs=self.max_epochs, sample_weight=sample_weight, validation_data=validation
         )
         progress = self._progress_bar()
+        if not keep:
+            self._samples_seen = 0
         try:
             for record in epochs:
+                self._samples_seen = getattr(self, "_samples_seen", 0) + X.shape[0]
                 self._report(progress, record)
                 yield record
         except GeneratorExit:
@@ -420,7 +513,7 @@ class _BaseNN(BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+            Per-sample weights, non-negative (a negative weight is refused).
 
         Returns
         -------
@@ -440,8 +533,10 @@ class _BaseNN(BaseEstimator):
         )
         self._trainer.callbacks = []
         first_epoch = self._trainer.epochs_done
+        if not keep:
+            self._samples_seen = 0
         for _ in self._trainer.iter_epochs(X, Y, n_epochs=1, sample_weight=sample_weight):
-            pass
+            self._samples_seen = getattr(self, "_samples_seen", 0) + X.shape[0]
         self._finish_fit(None, first_epoch)
         return self
 
@@ -459,7 +554,7 @@ class _BaseNN(BaseEstimator):
         else:
             self.best_epoch_ = self.n_iter_
         self.loss_curve_ = frame["loss"].tolist()
-        self.validation_scores_ = frame["val_score"].tolist()
+        self.validation_scores_ = _validation_scores(frame)
         epochs_run = self._trainer.epochs_done - first_epoch
         if stopper is not None and epochs_run >= self.max_epochs and stopper.wait < self.patience:
             warnings.warn(
@@ -468,6 +563,66 @@ class _BaseNN(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    # ------------------------------------------- MLPClassifier's fitted attributes
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrix of each Dense layer, ``(n_in, n_out)``, in the network dtype.
+
+        Views into the network's parameters (as ``MLPClassifier.coefs_``, layer by layer):
+        writing into them changes the model.
+        """
+        check_is_fitted(self, "network_")
+        return [dense.weights for dense in self.network_.dense_layers]
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vector of each Dense layer, in the network dtype (views, as ``coefs_``)."""
+        check_is_fitted(self, "network_")
+        return [dense.biases for dense in self.network_.dense_layers]
+
+    @property
+    def n_layers_(self) -> int:
+        """Number of layers counting input and output, as ``MLPClassifier.n_layers_``."""
+        check_is_fitted(self, "network_")
+        return len(self.network_.hidden_layer_sizes) + 2
+
+    @property
+    def n_outputs_(self) -> int:
+        """Width of the output layer."""
+        check_is_fitted(self, "network_")
+        return int(self.network_.n_outputs)
+
+    @property
+    def out_activation_(self) -> str:
+        """Output activation: ``"softmax"``, ``"logistic"`` or ``"identity"``."""
+        check_is_fitted(self, "network_")
+        return OUT_ACTIVATIONS[self.network_.loss_name]
+
+    @property
+    def best_loss_(self) -> float | None:
+        """Lowest training loss over the epochs; None with early stopping (as scikit-learn)."""
+        check_is_fitted(self, "network_")
+        if self.validation_scores_ is not None and self.early_stopping:
+            return None
+        return float(min(self.loss_curve_)) if self.loss_curve_ else None
+
+    @property
+    def best_validation_score_(self) -> float | None:
+        """Best validation score (accuracy or R²); None without validation data."""
+        check_is_fitted(self, "network_")
+        if self.validation_scores_ is None:
+            return None
+        return float(np.nanmax(self.validation_scores_))
+
+    @property
+    def t_(self) -> int | None:
+        """Training samples seen by the optimiser (epochs × training rows).
+
+        None for a model read back from an artifact (the count is not stored).
+        """
+        check_is_fitted(self, "network_")
+        return getattr(self, "_samples_seen", None)
 
     # ------------------------------------------------------------ progress
     def _progress_bar(self):
@@ -489,13 +644,34 @@ class _BaseNN(BaseEstimator):
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
         X = self._validate_input(X, reset=False)
-        with np.errstate(over="ignore"):
-            return self.network_.predict(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            outputs = self.network_.predict(X)
+        check_finite_outputs(outputs, "the network's outputs")
+        return outputs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    # ---------------------------------------------------------- gradient check
+    def _gradient_check_problem(self, X, y, sample_weight=None):
+        """``(network, inputs, targets, sample_weight)`` for
+        :func:`nncv.network.check_gradients`: the fitted network and ``X, y`` validated and
+        encoded as for scoring, or, unfitted, the network a ``fit`` would start from (built
+        on a clone; this estimator is not changed)."""
+        if hasattr(self, "network_"):
+            X = self._validate_input(X, reset=False)
+            Y = self._encode_targets(y, reset=False)
+            network = self.network_
+        else:
+            builder = clone(self).set_params(early_stopping=False, warm_start=False)
+            builder._validate_params()
+            X, Y, sample_weight, _ = builder._prepare_fit(X, y, sample_weight, None, keep=False)
+            network = builder.network_
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return network, X, Y, sample_weight
 
     # --------------------------------------------------------- persistence
     def _get_fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -520,6 +696,8 @@ class _BaseNN(BaseEstimator):
             "rng_state": _encode_rng_state(self._trainer.rng),
         }
         arrays = {"network.parameters": self.network_.parameters.copy()}
+        if self.network_.running_statistics.size:  # batch normalisation's running mean, variance
+            arrays["network.running_statistics"] = self.network_.running_statistics.copy()
         arrays.update({f"optimizer.{k}": v for k, v in optimizer_arrays.items()})
         arrays.update(
             {f"history.{c}": self.history_[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
@@ -538,6 +716,11 @@ class _BaseNN(BaseEstimator):
             network.set_parameters(arrays["network.parameters"])
             if network.parameters.dtype != arrays["network.parameters"].dtype:
                 raise NncvError("network parameters have the wrong dtype")
+            if network.running_statistics.size or "network.running_statistics" in arrays:
+                statistics = arrays["network.running_statistics"]
+                network.set_running_statistics(statistics)
+                if network.running_statistics.dtype != statistics.dtype:
+                    raise NncvError("batch-norm running statistics have the wrong dtype")
         except (KeyError, TypeError, ValueError) as error:
             raise NncvError(f"inconsistent {cls.__name__} state: {error}") from error
         estimator.network_ = network
@@ -559,7 +742,7 @@ class _BaseNN(BaseEstimator):
         estimator.n_iter_ = int(meta["n_iter"])
         estimator.best_epoch_ = int(meta["best_epoch"])
         estimator.loss_curve_ = history["loss"].tolist()
-        estimator.validation_scores_ = history["val_score"].tolist()
+        estimator.validation_scores_ = _validation_scores(history)
         estimator._set_target_state(meta, arrays)
         return estimator
 
@@ -657,6 +840,15 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         The same on the biases.
     dropout : float or tuple of float, default=0
         Inverted-dropout rate after each hidden layer, in [0, 1).
+    batch_norm : bool or tuple of bool, default=False
+        Batch-normalise each hidden layer's pre-activation (or those marked True, one bool
+        per hidden layer): Dense → BatchNorm → activation → dropout. In training each unit
+        is normalised with the mini-batch's mean and variance (weighted by
+        ``sample_weight``), then scaled and shifted by a learnt ``gamma`` and ``beta``;
+        running means and variances replace the batch's at inference, so a row's
+        prediction never depends on the rest of its batch. ``epsilon`` is fixed at 1e-5.
+    batch_norm_momentum : float, default=0.9
+        Weight of the old running mean and variance at each training step, in [0, 1).
     batch_size : int or "full", default=32
         Mini-batch size; ``"full"`` uses the whole training set per step.
     max_epochs : int, default=200
@@ -692,11 +884,23 @@ class NNClassifier(ClassifierMixin, _BaseNN):
     best_epoch_ : int
         Epoch whose weights the model holds (the last one without early stopping).
     loss_curve_ : list of float
-    validation_scores_ : list of float
-        Validation accuracy per epoch (NaN without validation data).
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch; None without validation data.
     history_ : pandas.DataFrame
         One row per epoch: epoch, loss, data_loss, val_loss, val_score, learning_rate.
     network_ : nncv.network.Network
+    coefs_, intercepts_ : list of ndarray
+        Weights ``(n_in, n_out)`` and biases of each Dense layer, in the network dtype
+        (views of the network's parameters), as ``MLPClassifier``'s.
+    n_layers_, n_outputs_ : int
+        Layers counting input and output; width of the output layer.
+    out_activation_ : {"softmax", "logistic", "identity"}
+    best_loss_ : float or None
+        Lowest training loss; None with early stopping (as ``MLPClassifier``).
+    best_validation_score_ : float or None
+        Best validation score; None without validation data.
+    t_ : int or None
+        Training samples seen (epochs × rows); None for a model read from an artifact.
 
     Examples
     --------
@@ -870,18 +1074,20 @@ class NNRegressor(RegressorMixin, _BaseNN):
     Parameters
     ----------
     hidden_layer_sizes, activation, optimizer, learning_rate, decay, schedule, \
-final_learning_rate, momentum, nesterov, l1, l2, bias_l1, bias_l2, dropout, batch_size, \
-max_epochs, early_stopping, patience, validation_fraction, init, dtype, random_state, \
-warm_start, verbose
+final_learning_rate, momentum, nesterov, l1, l2, bias_l1, bias_l2, dropout, batch_norm, \
+batch_norm_momentum, batch_size, max_epochs, early_stopping, patience, validation_fraction, \
+init, dtype, random_state, warm_start, verbose
         As for :class:`NNClassifier` (the validation split is not stratified), except the
         default ``l2=1e-2``: stronger weight decay suits small regression sets (diabetes).
 
     Attributes
     ----------
-    n_features_in_, feature_names_in_, n_iter_, best_epoch_, loss_curve_, history_, network_
-        As for :class:`NNClassifier`.
-    validation_scores_ : list of float
-        Validation R² per epoch.
+    n_features_in_, feature_names_in_, n_iter_, best_epoch_, loss_curve_, history_, \
+network_, coefs_, intercepts_, n_layers_, n_outputs_, out_activation_, best_loss_, \
+best_validation_score_, t_
+        As for :class:`NNClassifier` (``out_activation_`` is ``"identity"``).
+    validation_scores_ : list of float or None
+        Validation R² per epoch; None without validation data.
 
     Examples
     --------
@@ -910,6 +1116,8 @@ warm_start, verbose
         bias_l1=0.0,
         bias_l2=0.0,
         dropout=0.0,
+        batch_norm=False,
+        batch_norm_momentum=BATCH_NORM_MOMENTUM,
         batch_size=32,
         max_epochs=200,
         early_stopping=False,
@@ -936,6 +1144,8 @@ warm_start, verbose
             bias_l1=bias_l1,
             bias_l2=bias_l2,
             dropout=dropout,
+            batch_norm=batch_norm,
+            batch_norm_momentum=batch_norm_momentum,
             batch_size=batch_size,
             max_epochs=max_epochs,
             early_stopping=early_stopping,
@@ -960,17 +1170,29 @@ warm_start, verbose
             if not np.all(np.isfinite(y)):
                 raise ValueError("y contains NaN or infinity")
             self._single_output = y.ndim == 1
-            Y = y.reshape(len(y), -1)
-            self._target_mean = np.average(Y, axis=0, weights=sample_weight)
-            variance = np.average((Y - self._target_mean) ** 2, axis=0, weights=sample_weight)
-            scale = np.sqrt(variance)
-            self._target_scale = np.where(scale > 0, scale, 1.0)
+            self._target_mean, self._target_scale = standardisation(
+                y.reshape(len(y), -1), sample_weight
+            )
         Y = y.reshape(len(y), -1)
         if Y.shape[1] != len(self._target_mean):
             raise ValueError(
                 f"y has {Y.shape[1]} outputs, the model was fitted with {len(self._target_mean)}"
             )
-        return ((Y - self._target_mean) / self._target_scale).astype(self.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            standardised = (Y - self._target_mean) / self._target_scale
+        if not np.all(np.isfinite(standardised)):
+            raise ValueError(
+                "y overflows float64 once standardised with the first fit's mean and scale "
+                f"(mean {self._target_mean.tolist()}, scale {self._target_scale.tolist()}); "
+                "rescale y"
+            )
+        check_finite_range(
+            standardised,
+            self.dtype,
+            "y standardised with the first fit's mean and scale",
+            what=f"the dtype of {type(self).__name__}",
+        )
+        return standardised.astype(self.dtype)
 
     def partial_fit(self, X, y, sample_weight=None):
         """Train one more epoch on ``X, y`` (the first call builds the network).
@@ -984,8 +1206,10 @@ warm_start, verbose
     def predict(self, X) -> np.ndarray:
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs) like ``y``."""
         outputs = self._forward(X).astype(np.float64)
-        outputs *= self._target_scale
-        outputs += self._target_mean
+        with np.errstate(over="ignore", invalid="ignore"):
+            outputs *= self._target_scale
+            outputs += self._target_mean
+        check_finite_outputs(outputs, "the predictions mapped back to the scale of y")
         return outputs[:, 0] if self._single_output else outputs
 
     def __sklearn_tags__(self):

@@ -129,6 +129,8 @@ class EpochCallback(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
 
+    The best epoch's batch-norm running statistics are kept and restored with its weights.
+
     Parameters
     ----------
     patience : int, default=10
@@ -160,6 +162,7 @@ class EarlyStopping(Callback):
         self.best_value = math.inf
         self.best_epoch = None
         self.best_parameters = None
+        self.best_running_statistics = None
         self.wait = 0
 
     def on_epoch_end(self, trainer: Trainer, record: Record) -> None:
@@ -178,6 +181,7 @@ class EarlyStopping(Callback):
             self.best_value = value
             self.best_epoch = record["epoch"]
             self.best_parameters = trainer.network.parameters.copy()
+            self.best_running_statistics = trainer.network.running_statistics.copy()
             self.wait = 0
             return
         self.wait += 1
@@ -187,6 +191,7 @@ class EarlyStopping(Callback):
     def on_train_end(self, trainer: Trainer) -> None:
         if self.restore_best_weights and self.best_parameters is not None:
             trainer.network.set_parameters(self.best_parameters)
+            trainer.network.set_running_statistics(self.best_running_statistics)
 
 
 class Trainer:
@@ -349,6 +354,22 @@ class Trainer:
             self.optimizer.update(parameters, gradients, learning_rate)
         return loss_sum / max(weight_sum, np.finfo(np.float64).tiny), learning_rate
 
+    def _check_parameters(self, learning_rate: float) -> None:
+        """Raise :class:`DivergedError` when the epoch's last update left NaN or infinity.
+
+        The epoch loss is measured before each step, so a last step that overflows (one
+        full batch, or a huge learning rate) leaves a finite loss and broken weights; one
+        pass over the flat parameter vector per epoch (far cheaper than the epoch) sees it.
+        """
+        parameters = self.network.parameters
+        if not np.isfinite(parameters).all():
+            bad = int(parameters.size - np.count_nonzero(np.isfinite(parameters)))
+            raise DivergedError(
+                f"training diverged at epoch {self.epochs_done}: {bad} of {parameters.size} "
+                f"weights became NaN or infinite (learning rate {learning_rate:g}); lower the "
+                "learning rate or add decay"
+            )
+
     def evaluate(self, inputs, targets: np.ndarray, sample_weight=None) -> tuple[float, float]:
         """``(data loss, score)`` of the current network on some data (dropout off)."""
         outputs = self.network.predict(inputs)
@@ -375,7 +396,7 @@ class Trainer:
         Raises
         ------
         DivergedError
-            When the loss becomes NaN or infinite.
+            When the loss, or a weight after the epoch's updates, becomes NaN or infinite.
         """
         dtype = self.network.dtype
         if not isinstance(inputs, IndexedRows):
@@ -401,6 +422,7 @@ class Trainer:
                         f"{data_loss + regularisation} (learning rate {learning_rate:g}); "
                         "lower the learning rate or add decay"
                     )
+                self._check_parameters(learning_rate)
                 record: Record = {
                     "epoch": self.epochs_done,
                     "loss": data_loss + regularisation,

@@ -23,7 +23,9 @@ from sklearn.utils.validation import check_consistent_length
 from threadpoolctl import threadpool_limits
 
 from nncv._dask import BackendSpec, dask_client, wants_dask
+from nncv._validation import check_training_data
 from nncv.exceptions import DivergedError, SearchError
+from nncv.search._arguments import check_sample_weight_values, check_search_arguments
 from nncv.search._estimator import (
     default_estimator,
     hidden_depth,
@@ -34,6 +36,7 @@ from nncv.search._estimator import (
 from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._scoring import make_scorers
+from nncv.search._space_check import check_space_bounds
 from nncv.search._storage import StorageSpec, make_storage
 from nncv.search._study import StudySetup, fingerprint_data, fold_seed, make_splits, open_study
 from nncv.search._study import sampler_seed as derive_sampler_seed
@@ -306,14 +309,15 @@ def prepare(
     backend: BackendSpec = None,
 ) -> Search:
     """Check the whole request and open (or continue) the study; no trial runs here."""
+    check_search_arguments(
+        n_workers=n_workers,
+        random_state=random_state,
+        study_name=study_name,
+        cv=cv,
+        sampler=sampler,
+    )
     if y is None:
         raise SearchError("y is required: a search scores predictions against it")
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int | np.integer) or n_workers < 1:
-        raise SearchError(f"n_workers must be a positive integer, got {n_workers!r}")
-    if random_state is not None and (
-        isinstance(random_state, bool) or not isinstance(random_state, int | np.integer)
-    ):
-        raise SearchError(f"random_state must be an int or None, got {random_state!r}")
     fit_params = dict(fit_params or {})
     try:
         per_sample = [v for v in fit_params.values() if hasattr(v, "shape") or isinstance(v, list)]
@@ -321,12 +325,15 @@ def prepare(
     except ValueError as error:
         raise SearchError(f"inconsistent inputs: {error}") from error
     estimator = default_estimator(y, classifier) if estimator is None else estimator
+    check_training_data(X, estimator, SearchError)
     space = _as_space(space)
     names = resolve_space_names(estimator, space)
+    check_space_bounds(estimator, space, names, hidden_depth(estimator))
     scorers, metric = make_scorers(estimator, scoring, refit_metric)
     metrics = [metric] + [name for name in scorers if name != metric]
     network_params, preprocessing_params = route_fit_params(estimator, fit_params)
     sample_weight = network_params.get("sample_weight")
+    check_sample_weight_values(sample_weight)
     _, network = network_prefix(estimator)
     max_epochs = int(network.get_params().get("max_epochs", 100))
     pruner_obj = make_pruner(pruner, max_epochs)

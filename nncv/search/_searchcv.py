@@ -14,6 +14,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from nncv.exceptions import SearchError
+from nncv.search._arguments import check_run_limits
 from nncv.search._result import TuneResult, cv_results, trials_frame
 from nncv.search._run import prepare
 from nncv.search._scoring import score
@@ -156,6 +157,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         self
         """
+        check_run_limits(self.n_trials, self.timeout)
         if self.refit is not True and self.refit is not False and not isinstance(self.refit, str):
             raise SearchError(f"refit must be True, False or a scorer name, got {self.refit!r}")
         study_name = self.study_name

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import optuna
 
+from nncv.exceptions import SearchError
+from nncv.search._arguments import check_run_limits
 from nncv.search._result import TuneResult
 from nncv.search._run import prepare
 from nncv.search._storage import StorageSpec
@@ -103,9 +106,11 @@ def tune(
     Raises
     ------
     nncv.SearchError
-        Before any trial, for a space naming a parameter the estimator lacks, an
-        unreachable storage, or a continued study run on other data, space or scoring;
-        after the study, when no trial completed.
+        Before anything is opened, for an invalid argument (``n_trials``, ``timeout``,
+        ``cv``, ``n_workers``, …, named in the message), a space naming a parameter the
+        estimator lacks or reaching outside its valid range (``dropout`` up to 1.5);
+        then for an unreachable storage, or a continued study run on other data, space
+        or scoring; after the study, when no trial completed.
     nncv.BackendError
         An unknown ``backend``, or a Dask one that is not installed or not reachable.
 
@@ -121,6 +126,9 @@ def tune(
     >>> 0 <= result.best_score <= 1
     True
     """
+    check_run_limits(n_trials, timeout)
+    if not isinstance(refit, bool | np.bool_):
+        raise SearchError(f"refit must be True or False, got {refit!r}")
     search = prepare(
         X,
         y,

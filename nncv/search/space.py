@@ -45,6 +45,7 @@ __all__ = [
     "Float",
     "Int",
     "SearchSpace",
+    "as_param",
     "did_you_mean",
 ]
 
@@ -226,6 +227,80 @@ def _param_from_dict(name: str, data: Mapping[str, Any]) -> Param:
         raise SearchError(f"search space: {name} ({kind}): {error}") from None
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _from_optuna(name: str, distribution: Any) -> Param:
+    """Float, Int or Categorical for an ``optuna.distributions`` object."""
+    from optuna import distributions
+
+    if isinstance(distribution, distributions.FloatDistribution):
+        if distribution.step is not None:
+            raise SearchError(
+                f"search space: {name} is a FloatDistribution with step={distribution.step}, "
+                "which nncv's Float has no equivalent for; use an IntDistribution of steps "
+                "or a CategoricalDistribution of the values"
+            )
+        return Float(distribution.low, distribution.high, log=distribution.log)
+    if isinstance(distribution, distributions.IntDistribution):
+        return Int(
+            distribution.low, distribution.high, log=distribution.log, step=distribution.step
+        )
+    if isinstance(distribution, distributions.CategoricalDistribution):
+        return Categorical(tuple(distribution.choices))
+    raise SearchError(
+        f"search space: {name} is an unsupported Optuna distribution "
+        f"{type(distribution).__name__}; use FloatDistribution, IntDistribution or "
+        "CategoricalDistribution"
+    )
+
+
+def as_param(name: str, value: Any) -> Param:
+    """Turn any accepted form of a range into a Float, Int or Categorical range.
+
+    Accepted: the three classes themselves; Optuna's ``FloatDistribution`` (without
+    ``step``), ``IntDistribution`` and ``CategoricalDistribution``; a dict in
+    :meth:`SearchSpace.to_dict`'s layout, whose ``"type"`` may be left out (``choices``
+    makes it categorical, two int bounds an int range, anything else a float range); a
+    tuple ``(low, high)`` (an int range when both are ints, else a float range); a list
+    of choices.
+
+    Examples
+    --------
+    >>> as_param("learning_rate", {"low": 1e-4, "high": 1e-1, "log": True})
+    Float(low=0.0001, high=0.1, log=True, or_zero=False)
+    >>> as_param("hidden_size", (16, 512))
+    Int(low=16, high=512, log=False, step=1)
+    >>> as_param("activation", ["relu", "tanh"])
+    Categorical(choices=('relu', 'tanh'))
+    """
+    if isinstance(value, Float | Int | Categorical):
+        return value
+    if type(value).__module__.startswith("optuna.distributions"):
+        return _from_optuna(name, value)
+    if isinstance(value, Mapping):
+        if "type" in value:
+            return _param_from_dict(name, value)
+        if "choices" in value:
+            kind = "categorical"
+        elif _is_int(value.get("low")) and _is_int(value.get("high")) and "or_zero" not in value:
+            kind = "int"
+        else:
+            kind = "float"
+        return _param_from_dict(name, {"type": kind, **value})
+    if isinstance(value, tuple) and len(value) == 2 and not any(isinstance(v, str) for v in value):
+        low, high = value
+        return Int(low, high) if _is_int(low) and _is_int(high) else Float(low, high)
+    if isinstance(value, list):
+        return Categorical(tuple(value))
+    raise SearchError(
+        f"search space: {name} must be a Float, Int or Categorical range, an Optuna "
+        f"distribution, a dict of settings, a (low, high) tuple or a list of choices; "
+        f"got {value!r}"
+    )
+
+
 def _param_to_dict(param: Param) -> dict[str, Any]:
     data: dict[str, Any] = {"type": param.kind}
     for field in fields(param):
@@ -259,9 +334,13 @@ class SearchSpace(Mapping[str, Param]):
 
     Parameters
     ----------
-    params : mapping of str to Float, Int or Categorical, optional
-        The ranges, in the order Optuna suggests them.
-    **more : Float, Int or Categorical
+    params : mapping of str to range, optional
+        The ranges, in the order Optuna suggests them. A range is a :class:`Float`,
+        :class:`Int` or :class:`Categorical`, or anything :func:`as_param` turns into one:
+        an Optuna distribution (``FloatDistribution``, ``IntDistribution``,
+        ``CategoricalDistribution``), a dict of settings as :meth:`to_dict` writes them
+        (``"type"`` optional), a ``(low, high)`` tuple or a list of choices.
+    **more : range
         More ranges by keyword.
 
     Examples
@@ -272,18 +351,18 @@ class SearchSpace(Mapping[str, Param]):
     >>> space = space.set(activation=Categorical(["relu", "tanh"]))
     >>> sorted(space)
     ['activation', 'hidden_size', 'learning_rate']
+    >>> from optuna.distributions import FloatDistribution
+    >>> SearchSpace(l2=FloatDistribution(1e-6, 1e-2, log=True))["l2"]
+    Float(low=1e-06, high=0.01, log=True, or_zero=False)
     """
 
-    def __init__(self, params: Mapping[str, Param] | None = None, **more: Param) -> None:
+    def __init__(self, params: Mapping[str, Any] | None = None, **more: Any) -> None:
         merged = dict(params or {})
         merged.update(more)
         for name, param in merged.items():
             if not isinstance(name, str) or not name:
                 raise SearchError(f"search space names must be non-empty strings, got {name!r}")
-            if not isinstance(param, Float | Int | Categorical):
-                raise SearchError(
-                    f"search space: {name} must be a Float, Int or Categorical range, got {param!r}"
-                )
+            param = merged[name] = as_param(name, param)
             param.validate(name)
         if "n_layers" in merged and "hidden_size" not in merged:
             raise SearchError(
@@ -354,7 +433,7 @@ class SearchSpace(Mapping[str, Param]):
         return cls(params)
 
     # ------------------------------------------------------------------ edits
-    def set(self, **params: Param) -> SearchSpace:
+    def set(self, **params: Any) -> SearchSpace:
         """Return a copy with ranges added or replaced.
 
         Examples

@@ -218,3 +218,82 @@ def test_toml_round_trip_property(low, factor, log, or_zero, choices):
         pick=Categorical(choices),
     )
     assert SearchSpace.from_toml_string(space.to_toml_string()) == space
+
+
+# ------------------------------------------------ other spellings of a range (issue 15, 5)
+def test_optuna_distributions_are_accepted():
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    space = SearchSpace(
+        learning_rate=FloatDistribution(1e-4, 1e-1, log=True),
+        dropout=FloatDistribution(0.0, 0.5),
+        hidden_size=IntDistribution(16, 128, step=16),
+        n_layers=IntDistribution(1, 4, log=True),
+        activation=CategoricalDistribution(["relu", "tanh"]),
+    )
+    assert space == SearchSpace(
+        learning_rate=Float(1e-4, 1e-1, log=True),
+        dropout=Float(0.0, 0.5),
+        hidden_size=Int(16, 128, step=16),
+        n_layers=Int(1, 4, log=True),
+        activation=Categorical(("relu", "tanh")),
+    )
+    # the study sees the same distributions as it would from Optuna directly
+    study = optuna.create_study()
+    trial = study.ask()
+    space.suggest(trial)
+    assert trial.distributions["learning_rate"] == FloatDistribution(1e-4, 1e-1, log=True)
+    assert trial.distributions["hidden_size"] == IntDistribution(16, 128, step=16)
+
+
+def test_optuna_float_with_step_refused_by_name():
+    from optuna.distributions import FloatDistribution
+
+    with pytest.raises(SearchError, match="dropout is a FloatDistribution with step=0.1"):
+        SearchSpace(dropout=FloatDistribution(0.0, 0.5, step=0.1))
+
+
+def test_plain_dicts_tuples_and_lists_are_accepted():
+    expected = SearchSpace.default(optimizer=True)
+    assert SearchSpace(expected.to_dict()) == expected  # to_dict's own layout, by keyword too
+    assert SearchSpace(**expected.to_dict()) == expected
+    space = SearchSpace(
+        {
+            "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+            "l2": {"low": 1e-7, "high": 1e-2, "log": True, "or_zero": True},
+            "hidden_size": {"low": 16, "high": 512, "log": True},
+            "optimizer": {"choices": ["adam", "sgd"]},
+            "dropout": (0.0, 0.5),
+            "batch_size": [32, 64],
+            "n_layers": (1, 3),
+        }
+    )
+    assert space == SearchSpace(
+        learning_rate=Float(1e-4, 1e-1, log=True),
+        l2=Float(1e-7, 1e-2, log=True, or_zero=True),
+        hidden_size=Int(16, 512, log=True),
+        optimizer=Categorical(("adam", "sgd")),
+        dropout=Float(0.0, 0.5),
+        batch_size=Categorical((32, 64)),
+        n_layers=Int(1, 3),
+    )
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"low": 1e-4, "hihg": 1e-1}, "has no setting 'hihg'"),
+        ({"type": "float", "low": 1.0}, "missing"),
+        ((0.1, "a"), "must be a Float, Int or Categorical range"),
+        ((0.5, 0.1), "low=0.5 > high=0.1"),
+        ({1, 2}, "must be a Float, Int or Categorical range"),
+    ],
+)
+def test_bad_plain_forms_named(value, message):
+    with pytest.raises(SearchError, match="bad_param") as info:
+        SearchSpace(bad_param=value)
+    assert message in str(info.value)
