@@ -221,6 +221,33 @@ def test_blas_is_one_thread_inside_each_task_and_restored_after(client, digits, 
     assert set(client.run(blas_threads).values()) == {2}  # restored after the tasks
 
 
+class FailedUnderItsTask:
+    """Trial 0 is failed by 'another process' (as a dead worker's) while it runs."""
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if trial.number == 0:
+            trial.storage.set_trial_state_values(trial._trial_id, State.FAIL)
+        return float(trial.suggest_float("x", 0.0, 1.0))
+
+
+def test_a_trial_failed_under_its_task_is_replaced(client, tmp_path):
+    storage = str(tmp_path / "under.log")
+    study = optuna.create_study(storage=make_storage(storage), direction="maximize")
+    run_trials(
+        client,
+        FailedUnderItsTask(),
+        storage_spec=storage,
+        study=study,
+        sampler=None,
+        pruner=optuna.pruners.NopPruner(),
+        seed=0,
+        n_trials=2,
+        timeout=None,
+    )
+    states = [trial.state for trial in study.get_trials()]
+    assert states.count(State.FAIL) == 1 and states.count(State.COMPLETE) == 2, states
+
+
 def test_unknown_backend_is_a_clear_error(digits):
     X, y = digits[0][:100], digits[1][:100]
     with pytest.raises(BackendError, match="unknown backend 'ray'"):

@@ -145,8 +145,23 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
             warnings.simplefilter("ignore", ConvergenceWarning)
             study.optimize(tagged, n_trials=1, catch=(DivergedError,))
 
-    one_blas_thread(optimize)
+    try:
+        one_blas_thread(optimize)
+    except Exception as error:
+        if not _failed_under_us(error):
+            raise
+        # Another process failed this trial as a dead worker's meanwhile (and enqueued
+        # its parameters again): not this task's trial any more.
+        logger.warning("trial %s was failed under its Dask task: %s", numbers, error)
+        return {"trial": None, "lost": lost}
     return {"trial": numbers[0] if numbers else None, "lost": lost}
+
+
+def _failed_under_us(error: Exception) -> bool:
+    """Whether Optuna refused to finish a trial because someone else failed it first."""
+    if isinstance(error, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(error, ValueError) and str(error).startswith("Cannot tell a FAIL trial")
 
 
 def _check_storage_reachable(client: Any, storage_spec: Any) -> None:
