@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_info
 from typer.testing import CliRunner
 
 import nncv
-from nncv import BackendError, NNClassifier
+from nncv import BackendError, NNClassifier, SearchError
 from nncv.search import Float, Int, NNSearchCV, SearchSpace, tune
 from nncv.search._dask import RETRY_ATTR, WORKER_ATTR, run_trials
 from nncv.search._storage import make_storage
@@ -246,6 +246,36 @@ def test_a_trial_failed_under_its_task_is_replaced(client, tmp_path):
     )
     states = [trial.state for trial in study.get_trials()]
     assert states.count(State.FAIL) == 1 and states.count(State.COMPLETE) == 2, states
+
+
+def test_a_journal_the_workers_cannot_see_is_refused_before_any_trial(client, tmp_path):
+    seen = str(tmp_path / "seen.log")
+    study = optuna.create_study(storage=make_storage(seen), direction="maximize")
+    unseen = str(tmp_path / "not-on-the-workers-disk" / "study.log")
+    with pytest.raises(SearchError, match="cannot see the journal file"):
+        run_trials(
+            client,
+            BlasRecordingObjective(),
+            storage_spec=unseen,
+            study=study,
+            sampler=None,
+            pruner=optuna.pruners.NopPruner(),
+            seed=0,
+            n_trials=1,
+            timeout=None,
+        )
+    assert study.get_trials() == []
+
+
+def test_tune_on_dask_until_a_timeout(client, tmp_path):
+    X, y = nncv.datasets.load("iris")
+    result = tune(
+        X, y, small_pipeline(max_epochs=2), SPACE, n_trials=None, timeout=2.0, cv=2,
+        storage=str(tmp_path / "timeout.log"), backend=client, refit=False,
+    )  # fmt: skip
+    states = [t.state for t in result.study.trials]
+    assert State.COMPLETE in states
+    assert State.RUNNING not in states and State.WAITING not in states
 
 
 def test_unknown_backend_is_a_clear_error(digits):
