@@ -267,6 +267,15 @@ def test_a_journal_the_workers_cannot_see_is_refused_before_any_trial(client, tm
     assert study.get_trials() == []
 
 
+def test_a_relative_journal_path_names_the_same_file_on_the_workers(client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the workers' working directory is another one
+    X, y = nncv.datasets.load("iris")
+    result = tune(X, y, small_pipeline(max_epochs=2), SPACE, n_trials=2, cv=2,
+                  storage="relative.log", backend=client, refit=False)  # fmt: skip
+    assert [t.state for t in result.study.trials] == [State.COMPLETE] * 2
+    assert set(client.run(os.getcwd).values()) != {str(tmp_path)}
+
+
 def test_tune_on_dask_until_a_timeout(client, tmp_path):
     X, y = nncv.datasets.load("iris")
     result = tune(

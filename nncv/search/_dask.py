@@ -164,11 +164,16 @@ def _failed_under_us(error: Exception) -> bool:
     return isinstance(error, ValueError) and str(error).startswith("Cannot tell a FAIL trial")
 
 
-def _check_storage_reachable(client: Any, storage_spec: Any) -> None:
-    """A journal file must be on a disk every worker sees: check before any trial."""
-    if storage_spec is None or "://" in os.fspath(storage_spec):
-        return
-    path = os.path.abspath(os.fspath(storage_spec))
+def _shared_storage_spec(client: Any, storage_spec: Any) -> str:
+    """The spec each task opens: a database URL, or the journal's absolute path.
+
+    A journal file must be on a disk every worker sees (checked here, before any trial),
+    and named absolutely: a worker's working directory is not the caller's.
+    """
+    text = os.fspath(storage_spec)
+    if "://" in text:
+        return text
+    path = os.path.abspath(text)
     seen = client.run(os.path.exists, path)
     blind = sorted(worker for worker, exists in seen.items() if not exists)
     if blind:
@@ -176,6 +181,7 @@ def _check_storage_reachable(client: Any, storage_spec: Any) -> None:
             f"the Dask workers {blind} cannot see the journal file {path}: give storage a "
             "path on a disk every worker shares, or a database URL (postgresql://…)"
         )
+    return path
 
 
 def run_trials(
@@ -224,7 +230,7 @@ def run_trials(
             "trials on a Dask cluster need storage as a .log path or a database URL, so that "
             "every worker can open it"
         )
-    _check_storage_reachable(client, storage_spec)
+    storage_spec = _shared_storage_spec(client, storage_spec)
     slots = max_in_flight or sum(client.nthreads().values())
     if slots < 1:
         raise BackendError("the Dask cluster has no workers")
