@@ -10,6 +10,7 @@ __all__ = [
     "NncvError",
     "SearchError",
     "StopTraining",
+    "TableError",
 ]
 
 
@@ -35,6 +36,10 @@ class SearchError(NncvError, ValueError):
 
 class BackendError(NncvError, ValueError):
     """A parallel backend (a Dask cluster, say) was named wrongly, is missing or unreachable."""
+
+
+class TableError(NncvError, ValueError):
+    """A CSV/Parquet file cannot be used: empty, corrupt, no feature columns, text values."""
 
 
 class StopTraining(Exception):  # noqa: N818 - control flow, not an error
