@@ -51,16 +51,18 @@ PARAMS = [
 
 #: Dask starts worker processes with one BLAS thread (``OPENBLAS_NUM_THREADS=1``, …);
 #: these start with two, so that only nncv's limit inside each task can bring it to one.
-TWO_BLAS_THREADS = {
+#: A task whose worker dies twice is given up (``KilledWorker``) rather than after four.
+CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ": {
         name: 2 for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    }
+    },
+    "distributed.scheduler.allowed-failures": 1,
 }
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with dask.config.set(TWO_BLAS_THREADS):
+    with dask.config.set(CLUSTER_CONFIG):
         cluster = distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
@@ -494,3 +496,39 @@ def test_tune_survives_a_worker_killed_mid_trial(client, digits, tmp_path):
     for number, trial in by_number(local.study).items():
         if number != failed[0].number:
             assert_same_trial(trials[number], trial)
+
+
+class KillsItsWorkerOnZero:
+    """Kills the worker process that runs it when x is 0 (a configuration that always OOMs)."""
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if x == 0.0:
+            time.sleep(0.5)  # let the trial be seen RUNNING, as a real one would
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x
+
+
+@pytest.mark.slow
+def test_a_trial_that_keeps_killing_its_workers_is_failed_and_the_run_ends(client, tmp_path):
+    storage = str(tmp_path / "poison.log")
+    study = optuna.create_study(storage=make_storage(storage), direction="maximize")
+    study.enqueue_trial({"x": 0.0})
+    run_trials(
+        client,
+        KillsItsWorkerOnZero(),
+        storage_spec=storage,
+        study=study,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.NopPruner(),
+        seed=0,
+        n_trials=2,
+        timeout=None,
+    )
+    trials = study.get_trials()
+    assert {t.state for t in trials} <= {State.COMPLETE, State.FAIL}
+    assert [t.state for t in trials].count(State.COMPLETE) == 1  # the other trial
+    poisoned = [t for t in trials if t.params.get("x") == 0.0]
+    assert len(poisoned) >= 2  # the first attempt and at least its retry
+    assert all(t.state == State.FAIL for t in poisoned)
+    assert all(t.user_attrs["fail_reason"].startswith("worker lost") for t in poisoned)

@@ -43,6 +43,8 @@ logger = logging.getLogger("nncv.search")
 RUN_ATTR = "nncv_dask_run"
 TASK_ATTR = "nncv_dask_task"
 WORKER_ATTR = "nncv_dask_worker"
+#: Times the objective may be scattered again after every worker holding it died.
+MAX_PLACEMENTS = 3
 #: Optuna's name (``RetryFailedTrialCallback``) for the trial a retry repeats.
 RETRY_ATTR = "failed_trial"
 
@@ -246,6 +248,7 @@ def run_trials(
         verbosity=optuna.logging.get_verbosity(),
     )
     [objective_future] = client.scatter([objective], broadcast=True, hash=False)
+    placements = 0
     remaining = n_trials  # trials still to finish; None: until the deadline
     next_task = 0
     running = as_completed(loop=client.loop)
@@ -274,13 +277,33 @@ def run_trials(
                 try:
                     outcome = future.result()
                 except Exception as error:
-                    if not _is_lost_worker(error):
+                    task = int(str(future.key).rsplit("-", 1)[1])
+                    if _is_lost_worker(error):
+                        # Dask gave up on this task (its workers kept dying): fail its trial
+                        # for good rather than retry parameters that may be what kills the
+                        # workers; it uses up its trial, so such trials cannot go on forever.
+                        reason = f"worker lost: {error}"
+                        fail_lost_trials(study, trials.run_id, task, reason, retry=False)
+                        outcome = {"trial": "failed with its workers", "lost": []}
+                    elif _is_cancelled(error) and objective_future.status != "finished":
+                        # Every worker holding the objective died: send it again, and run
+                        # the task's trial again in a new task.
+                        placements += 1
+                        if placements > MAX_PLACEMENTS:
+                            raise BackendError(
+                                f"the Dask workers kept dying: the objective was lost "
+                                f"{placements} times ({error})"
+                            ) from error
+                        client.wait_for_workers(1)
+                        [objective_future] = client.scatter([objective], broadcast=True, hash=False)
+                        reason = "worker lost (with every copy of the objective)"
+                        fail_lost_trials(study, trials.run_id, task, reason)
+                        outcome = {"trial": None, "lost": []}
+                    elif _is_cancelled(error):
+                        fail_lost_trials(study, trials.run_id, task, "worker lost")
+                        outcome = {"trial": None, "lost": []}
+                    else:
                         raise
-                    # Dask gave up on this task (its workers kept dying): fail its trial for
-                    # good rather than retry parameters that may be what kills the workers.
-                    reason = f"worker lost: {error}"
-                    fail_lost_trials(study, trials.run_id, None, reason, retry=False)
-                    outcome = {"trial": None, "lost": []}
                 if remaining is not None:
                     remaining -= outcome["trial"] is not None
                 fill()
@@ -303,6 +326,13 @@ def _past(deadline: float | None) -> bool:
 def _waiting_retries(study: optuna.Study, run_id: str) -> int:
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     return sum(trial.user_attrs.get(RUN_ATTR) == run_id for trial in waiting)
+
+
+def _is_cancelled(error: BaseException) -> bool:
+    """A task cancelled by Dask, e.g. because data it needed died with every holder."""
+    from distributed.client import FutureCancelledError
+
+    return isinstance(error, FutureCancelledError)
 
 
 def _is_lost_worker(error: BaseException) -> bool:
