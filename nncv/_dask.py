@@ -51,6 +51,9 @@ BACKENDS = ("loky", "dask")
 #: Shared arguments larger than this are scattered to the workers, not sent with each task.
 SCATTER_BYTES = 1024
 
+#: Times the shared data are scattered again after every worker holding them died.
+MAX_PLACEMENTS = 3
+
 #: What to install for the Dask backend.
 INSTALL_HINT = 'pip install "nncv[dask]"'
 
@@ -217,22 +220,40 @@ def _map_on_dask(
     client: Any, function: Callable[..., T], shared: dict[str, Any], calls: list[dict[str, Any]]
 ) -> list[T]:
     from dask.sizeof import sizeof
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
 
-    large = {k: v for k, v in shared.items() if v is not None and sizeof(v) > SCATTER_BYTES}
-    copies = client.scatter(list(large.values()), broadcast=True, hash=False)
-    arguments = {**shared, **dict(zip(large, copies, strict=True))}
+    large = [k for k, v in shared.items() if v is not None and sizeof(v) > SCATTER_BYTES]
     prefix = f"{getattr(function, '__name__', 'call')}-{uuid.uuid4().hex[:12]}"
-    futures = [
-        client.submit(function, **arguments, **call, key=f"{prefix}-{i}", pure=False)
-        for i, call in enumerate(calls)
-    ]
-    try:
-        return client.gather(futures)
-    except BaseException:
-        client.cancel(futures)
-        raise
-    finally:
-        del copies, arguments
+    results: dict[int, T] = {}
+    for placement in range(MAX_PLACEMENTS + 1):
+        copies = client.scatter([shared[k] for k in large], broadcast=True, hash=False)
+        arguments = {**shared, **dict(zip(large, copies, strict=True))}
+        futures = {
+            i: client.submit(function, **arguments, **call, key=f"{prefix}-{i}", pure=False)
+            for i, call in enumerate(calls)
+            if i not in results
+        }
+        try:
+            for i, future in futures.items():
+                results[i] = future.result()
+            return [results[i] for i in range(len(calls))]
+        except FutureCancelledError:
+            # Every worker holding a scattered copy died: send the data again and run
+            # the calls not done yet (a few times at most).
+            if placement == MAX_PLACEMENTS or all(c.status == "finished" for c in copies):
+                raise
+            client.cancel(list(futures.values()))
+            client.wait_for_workers(1)
+        except KilledWorker as error:
+            client.cancel(list(futures.values()))
+            raise BackendError(
+                f"Dask gave up on {error.task!r}: the workers running it kept dying"
+            ) from error
+        except BaseException:
+            client.cancel(list(futures.values()))
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def one_blas_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -457,6 +457,34 @@ def test_cross_validate_survives_a_worker_killed_mid_fold(client, digits):
 
 
 @pytest.mark.slow
+def test_cross_validate_survives_every_worker_killed_at_once(client, digits):
+    X, y = digits
+    model = small_pipeline(hidden_layer_sizes=32, max_epochs=60)
+    local = nncv.cross_validate(model, X, y, cv=4, random_state=0, n_jobs=1)
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill_all_mid_fold() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if sum(len(keys) for keys in client.processing().values()) >= 2:
+                time.sleep(0.5)  # both folds well under way: X is on both workers
+                for pid in pids.values():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill_all_mid_fold, daemon=True)
+    thread.start()
+    result = nncv.cross_validate(model, X, y, cv=4, random_state=0, backend=client)
+    thread.join()
+    assert len(killed) == 2, "the workers were not killed: the test did not test anything"
+    np.testing.assert_array_equal(result.scores["score"], local.scores["score"])
+    pd.testing.assert_frame_equal(result.curves, local.curves)
+
+
+@pytest.mark.slow
 def test_tune_survives_a_worker_killed_mid_trial(client, digits, tmp_path):
     X, y = digits[0][:900], digits[1][:900]
     model = small_pipeline(hidden_layer_sizes=16, max_epochs=40)
