@@ -9,8 +9,9 @@ task. As many trials run at once as the cluster has worker threads (or ``max_in_
 A worker lost mid-trial (killed, out of memory, its machine gone) leaves that trial
 RUNNING in the storage. Dask runs the task again on another worker; before its own trial
 the task fails its earlier attempt's trial (``fail_reason`` "worker lost …") and enqueues
-the same parameters again, as Optuna's ``RetryFailedTrialCallback`` does (the retry has
-user attribute ``failed_trial``, the lost trial's number), so the run ends with every
+the same parameters again with the storage's retry callback, as for a trial whose
+heartbeat went stale (the retry has system attribute ``failed_trial``, the lost trial's
+number), so the run ends with every
 requested trial finished and the lost one accounted for as FAIL. The tasks tag their
 trials (user attributes ``nncv_dask_run``, ``nncv_dask_task``, ``nncv_dask_worker``), so
 a task that never runs again (Dask gave up on it) has its trial failed by the caller
@@ -23,18 +24,17 @@ import logging
 import os
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from sklearn.exceptions import ConvergenceWarning
 
 from nncv._dask import one_blas_thread
-from nncv.exceptions import BackendError, DivergedError, SearchError
-from nncv.search._storage import make_storage
-from nncv.search._study import sampler_seed
+from nncv.exceptions import BackendError, SearchError
+from nncv.search._components import make_sampler
+from nncv.search._run import _optimize
+from nncv.search._storage import _retry_callback, make_storage
 
 __all__ = ["DaskTrials", "fail_lost_trials", "run_trials"]
 
@@ -46,7 +46,7 @@ WORKER_ATTR = "nncv_dask_worker"
 #: Times the objective may be scattered again after every worker holding it died.
 MAX_PLACEMENTS = 3
 #: Optuna's name (``RetryFailedTrialCallback``) for the trial a retry repeats.
-RETRY_ATTR = "failed_trial"
+RETRY_ATTR = "failed_trial"  # a system attribute
 
 
 @dataclass(frozen=True)
@@ -64,24 +64,15 @@ class DaskTrials:
     verbosity: int
 
 
-def _task_sampler(trials: DaskTrials, task: int) -> optuna.samplers.BaseSampler:
-    """A sampler for one task: the user's (reseeded, so tasks differ) or a seeded TPE."""
-    if trials.sampler is not None:
-        trials.sampler.reseed_rng()
-        return trials.sampler
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=sampler_seed(trials.seed, trials.n_existing, task), multivariate=True, group=True
-        )
-
-
 def fail_lost_trials(
     study: optuna.Study, run_id: str, task: int | None, reason: str, *, retry: bool = True
 ) -> list[int]:
     """Fail the RUNNING trials a run's task (any task for None) left; enqueue their params.
 
-    With ``retry=False`` the parameters are not enqueued again.
+    The parameters are enqueued by the storage's retry callback (Optuna's, with system
+    attributes ``failed_trial`` and ``retry_history``, the trial's user attributes
+    copied, at most ``MAX_RETRY`` times), as for a trial failed by its heartbeat; with
+    ``retry=False`` they are not enqueued again.
 
     Returns the numbers of the trials failed here (a trial that finished meanwhile, or
     that someone else failed first, is left alone).
@@ -99,9 +90,8 @@ def fail_lost_trials(
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # it finished, or another process failed it, meanwhile
         lost.append(trial.number)
-        if retry:
-            retry_of = attrs.get(RETRY_ATTR, trial.number)
-            study.enqueue_trial(trial.params, user_attrs={RETRY_ATTR: retry_of, RUN_ATTR: run_id})
+        if retry:  # as for a dead worker's trial found by its heartbeat (nncv.search._storage)
+            _retry_callback()(study, trial)
         logger.warning("trial %d failed: %s%s", trial.number, reason, retry * "; params enqueued")
     return lost
 
@@ -125,7 +115,7 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
     study = optuna.load_study(
         study_name=trials.study_name,
         storage=make_storage(trials.storage_spec),
-        sampler=_task_sampler(trials, task),
+        sampler=make_sampler(trials.sampler, trials.seed, trials.n_existing, task),
         pruner=trials.pruner,
     )
     worker = _worker_address()
@@ -142,13 +132,8 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
         numbers.append(trial.number)
         return objective(trial)
 
-    def optimize() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            study.optimize(tagged, n_trials=1, catch=(DivergedError,))
-
-    try:
-        one_blas_thread(optimize)
+    try:  # what a local worker runs: heartbeats, a trial failed as dead under it dropped
+        one_blas_thread(_optimize, study, tagged, 1, None)
     except Exception as error:
         if not _failed_under_us(error):
             raise
