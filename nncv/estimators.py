@@ -543,7 +543,7 @@ class _BaseNN(BaseEstimator):
         # callback holding this estimator would make (freed at once, not at the next gc).
         self._trainer.callbacks = []
         frame = pd.DataFrame(self._trainer.history, columns=list(HISTORY_COLUMNS))
-        self.history_ = frame
+        self._history = {column: frame[column].to_numpy() for column in HISTORY_COLUMNS}
         self.n_iter_ = int(frame["epoch"].iloc[-1]) if len(frame) else 0
         if stopper is not None and stopper.best_epoch is not None:
             self.best_epoch_ = int(stopper.best_epoch)
@@ -666,6 +666,17 @@ class _BaseNN(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    @property
+    def history_(self) -> pd.DataFrame:
+        """One row per epoch: epoch, loss, data_loss, val_loss, val_score, learning_rate.
+
+        Built on each access from plain arrays (kept as a dict of NumPy arrays, so that the
+        fitted estimator holds no pandas object and ``skops.io`` can save it).
+        """
+        if "_history" not in vars(self):
+            raise AttributeError(f"{type(self).__name__} is not fitted: it has no history_ yet")
+        return pd.DataFrame({column: values.copy() for column, values in self._history.items()})
+
     # ---------------------------------------------------------- gradient check
     def _gradient_check_problem(self, X, y, sample_weight=None):
         """``(network, inputs, targets, sample_weight)`` for
@@ -712,7 +723,7 @@ class _BaseNN(BaseEstimator):
             arrays["network.running_statistics"] = self.network_.running_statistics.copy()
         arrays.update({f"optimizer.{k}": v for k, v in optimizer_arrays.items()})
         arrays.update(
-            {f"history.{c}": self.history_[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
+            {f"history.{c}": np.asarray(self._history[c], np.float64) for c in HISTORY_COLUMNS}
         )
         self._add_target_state(meta, arrays)
         return meta, arrays
@@ -733,6 +744,8 @@ class _BaseNN(BaseEstimator):
                 network.set_running_statistics(statistics)
                 if network.running_statistics.dtype != statistics.dtype:
                     raise NncvError("batch-norm running statistics have the wrong dtype")
+            estimator._validate_params()
+            _check_params_describe(estimator, network)
         except (KeyError, TypeError, ValueError) as error:
             raise NncvError(f"inconsistent {cls.__name__} state: {error}") from error
         estimator.network_ = network
@@ -750,13 +763,31 @@ class _BaseNN(BaseEstimator):
         history = pd.DataFrame({c: arrays[f"history.{c}"] for c in HISTORY_COLUMNS})
         history["epoch"] = history["epoch"].astype(np.int64)
         estimator._trainer.history = history.to_dict("records")
-        estimator.history_ = history
+        estimator._history = {column: history[column].to_numpy() for column in HISTORY_COLUMNS}
         estimator.n_iter_ = int(meta["n_iter"])
         estimator.best_epoch_ = int(meta["best_epoch"])
         estimator.loss_curve_ = history["loss"].tolist()
         estimator.validation_scores_ = _validation_scores(history)
         estimator._set_target_state(meta, arrays)
         return estimator
+
+
+def _check_params_describe(estimator: _BaseNN, network: Network) -> None:
+    """Refuse saved constructor parameters that describe another network than the saved one
+    (a refit or ``partial_fit`` after loading would silently build that other network)."""
+    sizes, _ = estimator._check_layer_params()
+    implied = {
+        "hidden_layer_sizes": list(sizes),
+        "activation": estimator.activation,
+        "init": estimator.init,
+        "dtype": np.dtype(estimator.dtype).name,
+    }
+    stored = network.get_config()
+    for name, value in implied.items():
+        if stored[name] != value:
+            raise NncvError(
+                f"the parameters say {name}={value!r} but the saved network has {stored[name]!r}"
+            )
 
 
 def _encode_rng_state(rng: np.random.Generator) -> dict[str, Any] | None:
