@@ -45,7 +45,7 @@ from nncv.search._estimator import (
     resolve_space_names,
     route_fit_params,
 )
-from nncv.search._objective import FoldObjective
+from nncv.search._objective import FoldObjective, seeding_number
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
@@ -319,7 +319,7 @@ class Search:
         prefix, network = network_prefix(estimator)
         names = self.objective.names
         params = {names[name]: value for name, value in best_params.items()}
-        seed = derive_seed(self.setup.seed, best.number, len(self.setup.splits))
+        seed = derive_seed(self.setup.seed, seeding_number(best), len(self.setup.splits))
         params[f"{prefix}random_state"] = seed
         refit_epochs = None
         if network.get_params().get("early_stopping"):
