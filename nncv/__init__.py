@@ -20,6 +20,7 @@ from nncv.cv import CVResult, cross_validate
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import (
     ArtifactError,
+    BackendError,
     ConfigurationError,
     CVSetupError,
     DivergedError,
@@ -60,6 +61,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ArtifactError",
+    "BackendError",
     "CVResult",
     "CVSetupError",
     "Categorical",

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import effective_n_jobs
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
+from nncv._dask import BackendSpec, check_backend, parallel_map
 from nncv._validation import check_training_data
 from nncv.cv.fold import final_step, fit_fold, fit_fold_group
 from nncv.cv.scoring import build_scorers
@@ -162,6 +163,7 @@ def cross_validate(
     error_score: float | str = "raise",
     verbose: int = 0,
     stack_folds: bool = True,
+    backend: BackendSpec = None,
 ) -> CVResult:
     """Cross-validate an estimator, recording the learning curves of every fold.
 
@@ -207,6 +209,12 @@ def cross_validate(
         alone, the per-batch overhead is paid once for all of them. With ``n_jobs``
         workers the folds are split into that many stacks (5 folds on 2 workers: stacks
         of 3 and 2). ``False`` trains every fold on its own (one joblib task per fold).
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the folds run. None: joblib's configuration (loky processes, or the Dask
+        cluster of an enclosing ``joblib.parallel_config(backend="dask")``); ``"dask"``:
+        the running ``dask.distributed`` client; ``"tcp://host:8786"``: that scheduler.
+        On a Dask cluster X, y and the weights are sent to every worker once (scattered),
+        not once per fold; the numbers do not depend on it. See ``docs/scaling.md``.
 
     Returns
     -------
@@ -218,6 +226,8 @@ def cross_validate(
         Inconsistent lengths, bad weights, a bad ``cv`` or ``random_state``.
     ScoringError
         An unknown metric or a scoring of the wrong type.
+    nncv.BackendError
+        An unknown ``backend``, or a Dask one that is not installed or not reachable.
 
     Examples
     --------
@@ -242,6 +252,7 @@ def cross_validate(
         raise CVSetupError(f"estimator must have a fit method, got {type(estimator).__name__}")
     if error_score != "raise" and not isinstance(error_score, (int, float)):
         raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
+    check_backend(backend)
     check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
     X, y, groups = check_data(X, y, groups)
     n_samples = _num_samples(X)
@@ -259,39 +270,41 @@ def cross_validate(
         shuffle_seed=shuffle_seed(base),
     )
     seeds = tuple(fold_seed(base, fold) for fold in range(len(splits)))
+    shared = {
+        "estimator": estimator,
+        "X": X,
+        "y": y,
+        "sample_weight": sample_weight,
+        "scoring": scoring,
+        "return_estimator": return_estimator,
+        "error_score": error_score,
+    }
     if stack_folds and len(splits) > 1:
         n_groups = max(1, min(effective_n_jobs(n_jobs), len(splits)))
         parts = [(fold, train, test, seeds[fold]) for fold, (train, test) in enumerate(splits)]
-        results = Parallel(n_jobs=n_jobs, verbose=verbose)(
-            delayed(fit_fold_group)(
-                estimator,
-                X,
-                y,
-                sample_weight,
-                [parts[i] for i in chunk],
-                scoring=scoring,
-                return_estimator=return_estimator,
-                error_score=error_score,
-            )
-            for chunk in np.array_split(np.arange(len(parts)), n_groups)
+        results = parallel_map(
+            backend,
+            fit_fold_group,
+            shared=shared,
+            calls=[
+                {"parts": [parts[i] for i in chunk]}
+                for chunk in np.array_split(np.arange(len(parts)), n_groups)
+            ],
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
         outcomes = [outcome for result in results for outcome in result]
     else:
-        outcomes = Parallel(n_jobs=n_jobs, verbose=verbose)(
-            delayed(fit_fold)(
-                estimator,
-                X,
-                y,
-                sample_weight,
-                train,
-                test,
-                fold=fold,
-                seed=seeds[fold],
-                scoring=scoring,
-                return_estimator=return_estimator,
-                error_score=error_score,
-            )
-            for fold, (train, test) in enumerate(splits)
+        outcomes = parallel_map(
+            backend,
+            fit_fold,
+            shared=shared,
+            calls=[
+                {"train": train, "test": test, "fold": fold, "seed": seeds[fold]}
+                for fold, (train, test) in enumerate(splits)
+            ],
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
     outcomes = sorted(outcomes, key=lambda outcome: outcome.fold)
     for outcome in outcomes:

@@ -73,6 +73,10 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         What the default estimator is; by default inferred from ``y``.
     stack_folds : bool, default=True
         Train the folds of a trial as one stacked network (see :func:`nncv.tune`).
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the trials run, as in :func:`~nncv.search.tune`: on a Dask cluster each trial
+        is a Dask task on the shared storage (also under an enclosing
+        ``joblib.parallel_config(backend="dask")``). See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -117,6 +121,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         sampler: Any = None,
         task: str | None = None,
         stack_folds: bool = True,
+        backend: Any = None,
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -133,6 +138,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.sampler = sampler
         self.task = task
         self.stack_folds = stack_folds
+        self.backend = backend
 
     def _base_estimator(self) -> Any:
         if self.estimator is not None:

@@ -35,6 +35,7 @@ class SearchSettings:
     random_state: int | None = None
     task: str | None = None
     stack_folds: bool = True
+    backend: Any = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> SearchSettings:
