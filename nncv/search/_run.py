@@ -207,7 +207,10 @@ class Search:
         """Summarise the study; refit the best configuration on all the data if asked."""
         best = best_complete_trial(self.study)
         trial = optuna.trial.FixedTrial(best.params)
-        best_params = self.space.suggest(trial, self.objective.hidden_layers)
+        space_params = self.space.suggest(trial, self.objective.hidden_layers)
+        # The names set_params takes on the estimator tuned (``net__learning_rate`` in a
+        # Pipeline), as GridSearchCV's best_params_; the space's own are the trial's.
+        best_params = {self.objective.names[k]: v for k, v in space_params.items()}
         fold_scores = {
             k: [np.nan if v is None else v for v in values]
             for k, values in best.user_attrs.get("nncv_fold_scores", {}).items()
@@ -219,6 +222,7 @@ class Search:
             metric=self.metric,
             metrics=list(self.setup.metrics),
             best_params=best_params,
+            parameter_names=dict(self.objective.names),
             best_score=float(best.value),
             best_score_std=float(np.std(scores)),
             best_trial=best,
@@ -230,11 +234,13 @@ class Search:
         return result
 
     def refit(self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]) -> tuple[Any, Any]:
-        """Fit a clone on all the data with the best parameters (and the folds' peak epoch)."""
+        """Fit a clone on all the data with the best parameters (and the folds' peak epoch).
+
+        ``best_params`` are ``set_params`` names of the estimator (``net__learning_rate``).
+        """
         estimator = clone(self.estimator)
         prefix, network = network_prefix(estimator)
-        names = self.objective.names
-        params = {names[name]: value for name, value in best_params.items()}
+        params = dict(best_params)
         seed = derive_seed(self.setup.seed, best.number, len(self.setup.splits))
         params[f"{prefix}random_state"] = seed
         refit_epochs = None

@@ -193,7 +193,9 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.scorer_ = scorers if len(scorers) > 1 else scorers[result.metric]
         self.multimetric_ = len(scorers) > 1
         self.n_splits_ = n_splits
-        self.cv_results_ = cv_results(result.study, result.metrics, n_splits)
+        self.cv_results_ = cv_results(
+            result.study, result.metrics, n_splits, result.parameter_names
+        )
         self.best_index_ = int(
             np.flatnonzero(self.cv_results_["trial_number"] == result.best_trial.number)[0]
         )
