@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
@@ -257,7 +258,12 @@ class Search:
         fit_params.update(self.objective.preprocessing_fit_params)
         # One BLAS thread, as in the trials: the refit gives the same numbers on any machine
         # load or worker count (float32 sums change with the thread count).
-        with threadpool_limits(limits=1), warnings.catch_warnings():
+        # Routing done already (the names are <step>__<param>): fit without it.
+        with (
+            threadpool_limits(limits=1),
+            warnings.catch_warnings(),
+            config_context(enable_metadata_routing=False),
+        ):
             warnings.simplefilter("ignore", ConvergenceWarning)
             estimator.fit(self.X, self.y, **fit_params)
         return estimator, refit_epochs
