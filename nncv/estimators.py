@@ -47,7 +47,7 @@ from nncv.exceptions import NncvError
 from nncv.network import EarlyStopping, Network, Trainer, metrics
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
-from nncv.network.model import BATCH_NORM_MOMENTUM
+from nncv.network.model import BATCH_NORM_MOMENTUM, PREDICT_CHUNK_ROWS
 from nncv.network.optimizers import OPTIMIZERS
 from nncv.network.registry import build, required_settings
 from nncv.network.schedules import SCHEDULES, make_schedule
@@ -543,7 +543,7 @@ class _BaseNN(BaseEstimator):
         # callback holding this estimator would make (freed at once, not at the next gc).
         self._trainer.callbacks = []
         frame = pd.DataFrame(self._trainer.history, columns=list(HISTORY_COLUMNS))
-        self.history_ = frame
+        self._history = {column: frame[column].to_numpy() for column in HISTORY_COLUMNS}
         self.n_iter_ = int(frame["epoch"].iloc[-1]) if len(frame) else 0
         if stopper is not None and stopper.best_epoch is not None:
             self.best_epoch_ = int(stopper.best_epoch)
@@ -639,16 +639,43 @@ class _BaseNN(BaseEstimator):
     # ----------------------------------------------------------- inference
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
-        X = self._validate_input(X, reset=False)
-        with np.errstate(over="ignore", invalid="ignore"):
-            outputs = self.network_.predict(X)
+        if isinstance(X, IndexedRows):
+            outputs = self._forward_rows(X)
+        else:
+            X = self._validate_input(X, reset=False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                outputs = self.network_.predict(X)
         check_finite_outputs(outputs, "the network's outputs")
+        return outputs
+
+    def _forward_rows(self, X: IndexedRows) -> np.ndarray:
+        """Outputs for rows read by index, a prediction chunk at a time: the rows are never
+        held whole, and the numbers equal those of ``predict`` on the transformed rows (the
+        network predicts in the same chunks)."""
+        outputs = np.empty((len(X), self.network_.n_outputs), dtype=self.network_.dtype)
+        for start, block in zip(
+            range(0, len(X), PREDICT_CHUNK_ROWS), X.blocks(PREDICT_CHUNK_ROWS), strict=False
+        ):
+            block = self._validate_input(block, reset=False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                outputs[start : start + len(block)] = self.network_.predict(block)
         return outputs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    @property
+    def history_(self) -> pd.DataFrame:
+        """One row per epoch: epoch, loss, data_loss, val_loss, val_score, learning_rate.
+
+        Built on each access from plain arrays (kept as a dict of NumPy arrays, so that the
+        fitted estimator holds no pandas object and ``skops.io`` can save it).
+        """
+        if "_history" not in vars(self):
+            raise AttributeError(f"{type(self).__name__} is not fitted: it has no history_ yet")
+        return pd.DataFrame({column: values.copy() for column, values in self._history.items()})
 
     # ---------------------------------------------------------- gradient check
     def _gradient_check_problem(self, X, y, sample_weight=None):
@@ -696,7 +723,7 @@ class _BaseNN(BaseEstimator):
             arrays["network.running_statistics"] = self.network_.running_statistics.copy()
         arrays.update({f"optimizer.{k}": v for k, v in optimizer_arrays.items()})
         arrays.update(
-            {f"history.{c}": self.history_[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
+            {f"history.{c}": np.asarray(self._history[c], np.float64) for c in HISTORY_COLUMNS}
         )
         self._add_target_state(meta, arrays)
         return meta, arrays
@@ -717,6 +744,8 @@ class _BaseNN(BaseEstimator):
                 network.set_running_statistics(statistics)
                 if network.running_statistics.dtype != statistics.dtype:
                     raise NncvError("batch-norm running statistics have the wrong dtype")
+            estimator._validate_params()
+            _check_params_describe(estimator, network)
         except (KeyError, TypeError, ValueError) as error:
             raise NncvError(f"inconsistent {cls.__name__} state: {error}") from error
         estimator.network_ = network
@@ -734,13 +763,31 @@ class _BaseNN(BaseEstimator):
         history = pd.DataFrame({c: arrays[f"history.{c}"] for c in HISTORY_COLUMNS})
         history["epoch"] = history["epoch"].astype(np.int64)
         estimator._trainer.history = history.to_dict("records")
-        estimator.history_ = history
+        estimator._history = {column: history[column].to_numpy() for column in HISTORY_COLUMNS}
         estimator.n_iter_ = int(meta["n_iter"])
         estimator.best_epoch_ = int(meta["best_epoch"])
         estimator.loss_curve_ = history["loss"].tolist()
         estimator.validation_scores_ = _validation_scores(history)
         estimator._set_target_state(meta, arrays)
         return estimator
+
+
+def _check_params_describe(estimator: _BaseNN, network: Network) -> None:
+    """Refuse saved constructor parameters that describe another network than the saved one
+    (a refit or ``partial_fit`` after loading would silently build that other network)."""
+    sizes, _ = estimator._check_layer_params()
+    implied = {
+        "hidden_layer_sizes": list(sizes),
+        "activation": estimator.activation,
+        "init": estimator.init,
+        "dtype": np.dtype(estimator.dtype).name,
+    }
+    stored = network.get_config()
+    for name, value in implied.items():
+        if stored[name] != value:
+            raise NncvError(
+                f"the parameters say {name}={value!r} but the saved network has {stored[name]!r}"
+            )
 
 
 def _encode_rng_state(rng: np.random.Generator) -> dict[str, Any] | None:
@@ -1001,7 +1048,10 @@ class NNClassifier(ClassifierMixin, _BaseNN):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, IndexedRows} of shape (n_samples, n_features)
+            An :class:`~nncv.network.training.IndexedRows` (rows of a larger or memory-mapped
+            array, transformed as they are read) is predicted a chunk at a time, with the
+            numbers of the transformed rows; so are :meth:`predict` and :meth:`score`.
 
         Returns
         -------

@@ -11,6 +11,7 @@ __all__ = [
     "ScoringError",
     "SearchError",
     "StopTraining",
+    "TableError",
 ]
 
 
@@ -45,6 +46,10 @@ class CVSetupError(SearchError):
 
 class ScoringError(SearchError):
     """The ``scoring`` argument names no scikit-learn scorer or has the wrong type."""
+
+
+class TableError(NncvError, ValueError):
+    """A CSV/Parquet file cannot be used: empty, corrupt, no feature columns, text values."""
 
 
 class StopTraining(Exception):  # noqa: N818 - control flow, not an error

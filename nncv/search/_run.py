@@ -8,9 +8,12 @@ worker processes sharing one storage, each with BLAS limited to one thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +49,13 @@ from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
+from nncv.search._storage import retry_races
 from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
 from nncv.search.space import SearchSpace
 
 __all__ = ["Search", "choose_metric", "prepare"]
+
+logger = logging.getLogger("nncv.search")
 
 
 def choose_metric(scorers: dict[str, Any], refit: Any) -> str:
@@ -88,12 +94,65 @@ def _as_space(space: Any) -> SearchSpace:
     )
 
 
+def worker_name() -> str:
+    """``host:pid`` of this process, recorded on each trial it runs (``nncv_worker``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _signed(objective: FoldObjective, started: list[int]) -> Any:
+    """The objective, recording first which worker runs the trial (a trial system attr)."""
+    name = worker_name()
+
+    def run(trial: optuna.Trial) -> Any:
+        started[0] += 1
+        trial.storage.set_trial_system_attr(trial._trial_id, "nncv_worker", name)
+        return objective(trial)
+
+    return run
+
+
+def _declared_dead(error: Exception) -> bool:
+    """Whether ``error`` says this worker's trial was failed meanwhile as a dead worker's."""
+    if isinstance(error, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(error, ValueError) and str(error).startswith("Cannot tell a FAIL trial")
+
+
 def _optimize(
     study: optuna.Study, objective: FoldObjective, n_trials: int | None, timeout: float | None
 ) -> None:
+    """``study.optimize`` for ``n_trials`` trials of this process, or until ``timeout``.
+
+    A trial whose heartbeat came so late that another worker failed it as dead (and
+    enqueued its parameters again) is dropped, and this worker goes on with its share.
+    """
+    started = [0]
+    deadline = None if timeout is None else time.monotonic() + timeout
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(DivergedError,))
+        # Optuna fails the trials of dead workers (heartbeat) before each trial starts.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        while True:
+            left = None if n_trials is None else n_trials - started[0]
+            seconds = None if deadline is None else deadline - time.monotonic()
+            if (left is not None and left <= 0) or (seconds is not None and seconds <= 0):
+                return
+            try:
+                study.optimize(
+                    _signed(objective, started),
+                    n_trials=left,
+                    timeout=seconds,
+                    catch=(DivergedError,),
+                )
+                return
+            except Exception as error:
+                if not _declared_dead(error):
+                    raise
+                logger.warning(
+                    "a trial of this worker was failed as dead by another worker (its "
+                    "heartbeat came late; its parameters are tried again): %s",
+                    error,
+                )
 
 
 def _worker(
@@ -112,11 +171,14 @@ def _worker(
     """One worker process: open the shared storage and run its share of the trials."""
     optuna.logging.set_verbosity(verbosity)  # as quiet or loud as the parent
     storage = make_storage(storage_spec)
-    study = optuna.load_study(
-        study_name=study_name,
-        storage=storage,
-        sampler=make_sampler(sampler, seed, n_existing, worker),
-        pruner=pruner,
+    study = retry_races(
+        lambda: optuna.load_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=make_sampler(sampler, seed, n_existing, worker),
+            pruner=pruner,
+        ),
+        also=(KeyError,),
     )
     _optimize(study, objective, n_trials, timeout)
     return worker

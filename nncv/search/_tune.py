@@ -11,6 +11,7 @@ import optuna
 from nncv.exceptions import SearchError
 from nncv.search._arguments import check_run_limits
 from nncv.search._components import StorageSpec
+from nncv.search._progress import quiet_unless_verbose, run_with_progress
 from nncv.search._result import TuneResult
 from nncv.search._run import prepare
 from nncv.search._settings import SearchSettings
@@ -21,6 +22,7 @@ __all__ = ["tune"]
 logger = logging.getLogger("nncv.search")
 
 
+@quiet_unless_verbose
 def tune(
     X: Any,
     y: Any,
@@ -42,6 +44,8 @@ def tune(
     sample_weight: Any = None,
     fit_params: dict[str, Any] | None = None,
     task: str | None = None,
+    progress: bool | None = False,
+    verbose: bool = False,
 ) -> TuneResult:
     """Tune a network by k-fold cross-validation with an Optuna study.
 
@@ -103,6 +107,13 @@ def tune(
         with one entry per row are split per fold).
     task : {"classification", "regression"}, optional
         What the default estimator is; by default inferred from ``y``.
+    progress : bool or None, default=False
+        Draw a progress bar on standard error: trials done, pruned and failed, best so
+        far, elapsed time and ETA (worker processes' trials included). None: only when
+        standard error is a terminal (what ``nncv tune`` and the study scripts do).
+    verbose : bool, default=False
+        Let Optuna log its line per trial (INFO). By default a call logs only Optuna's
+        warnings; the caller's Optuna verbosity is restored afterwards either way.
 
     Returns
     -------
@@ -147,7 +158,7 @@ def tune(
             **({} if sample_weight is None else {"sample_weight": sample_weight}),
         },
     )
-    interrupted = search.run(n_trials, timeout)
+    interrupted = run_with_progress(search, n_trials, timeout, progress)
     if interrupted:
         finished = sum(t.state.is_finished() for t in search.study.get_trials(deepcopy=False))
         logger.warning(
