@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 from threadpoolctl import threadpool_limits
 
+from nncv._dask import BackendSpec, check_backend, parallel_map
 from nncv._validation import check_training_data
 from nncv.cv.fold import final_step, fit_fold, pipeline_steps
 from nncv.cv.scoring import build_scorers
@@ -199,6 +199,7 @@ def cross_validate(
     return_indices: bool = False,
     error_score: float | str = np.nan,
     verbose: int = 0,
+    backend: BackendSpec = None,
 ) -> CVResult:
     """Cross-validate an estimator, recording the learning curves of every fold.
 
@@ -253,6 +254,12 @@ def cross_validate(
         back even when every fold failed: :attr:`CVResult.errors` says why.)
     verbose : int, default=0
         joblib's progress messages.
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the folds run. None: joblib's configuration (loky processes, or the Dask
+        cluster of an enclosing ``joblib.parallel_config(backend="dask")``); ``"dask"``:
+        the running ``dask.distributed`` client; ``"tcp://host:8786"``: that scheduler.
+        On a Dask cluster X, y and the weights are sent to every worker once (scattered),
+        not once per fold; the numbers do not depend on it. See ``docs/scaling.md``.
 
     Returns
     -------
@@ -265,6 +272,8 @@ def cross_validate(
         Inconsistent lengths, bad weights, a bad ``cv`` or ``random_state``.
     ScoringError
         An unknown metric or a scoring of the wrong type.
+    nncv.BackendError
+        An unknown ``backend``, or a Dask one that is not installed or not reachable.
 
     Examples
     --------
@@ -288,6 +297,7 @@ def cross_validate(
     if not hasattr(estimator, "fit"):
         raise CVSetupError(f"estimator must have a fit method, got {type(estimator).__name__}")
     check_error_score(error_score)
+    check_backend(backend)
     check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
     X, y, groups = check_data(X, y, groups)
     n_samples = _num_samples(X)
@@ -309,24 +319,27 @@ def cross_validate(
     # BLAS at one thread: per worker process there, once for this process here (folds run
     # in threads or in this process restore each other's limits if each set its own).
     with threadpool_limits(limits=1, user_api="blas"):
-        outcomes = Parallel(n_jobs=n_jobs, verbose=verbose)(
-            delayed(_fit_fold_limited)(
-                os.getpid(),
-                estimator,
-                X,
-                y,
-                sample_weight,
-                train,
-                test,
-                fold=fold,
-                seed=seeds[fold],
-                scoring=scoring,
-                return_estimator=return_estimator,
-                return_train_score=return_train_score,
-                error_score=error_score,
-                step_fit_params=step_fit_params,
-            )
-            for fold, (train, test) in enumerate(splits)
+        outcomes = parallel_map(
+            backend,
+            _fit_fold_limited,
+            shared={
+                "caller_pid": os.getpid(),
+                "estimator": estimator,
+                "X": X,
+                "y": y,
+                "sample_weight": sample_weight,
+                "scoring": scoring,
+                "return_estimator": return_estimator,
+                "return_train_score": return_train_score,
+                "error_score": error_score,
+                "step_fit_params": step_fit_params,
+            },
+            calls=[
+                {"train": train, "test": test, "fold": fold, "seed": seeds[fold]}
+                for fold, (train, test) in enumerate(splits)
+            ],
+            n_jobs=n_jobs,
+            verbose=verbose,
         )
     outcomes = sorted(outcomes, key=lambda outcome: outcome.fold)
     _warn_about_failures(outcomes, error_score)
@@ -359,16 +372,16 @@ def cross_validate(
     )
 
 
-def _fit_fold_limited(caller_pid: int, *args: Any, **kwargs: Any) -> Any:
+def _fit_fold_limited(*, caller_pid: int, **kwargs: Any) -> Any:
     """:func:`~nncv.cv.fold.fit_fold`, BLAS at one thread in a worker process.
 
     In the caller's own process (threading or sequential backend) the caller holds the
     limit around all the folds; a thread never sets process-wide limits of its own.
     """
     if os.getpid() == caller_pid:
-        return fit_fold(*args, **kwargs, limit_blas=False)
+        return fit_fold(**kwargs, limit_blas=False)
     with threadpool_limits(limits=1, user_api="blas"):
-        return fit_fold(*args, **kwargs, limit_blas=False)
+        return fit_fold(**kwargs, limit_blas=False)
 
 
 def check_error_score(error_score: Any) -> None:
