@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +149,7 @@ class FoldOutcome:
     curves: pd.DataFrame | None
     estimator: Any | None
     error: str | None = None
+    train_scores: dict[str, float] | None = None
 
 
 class Fold:
@@ -391,6 +393,21 @@ class Fold:
         finally:
             self.score_time += time.perf_counter() - started
 
+    def score_train(self, scoring: Any) -> dict[str, float]:
+        """Score the fitted final step on the fold's training rows (``return_train_score``).
+
+        Read through the fitted transformers a block at a time, as the held-out rows are.
+        """
+        started = time.perf_counter()
+        try:
+            rows = HeldOut(
+                self.X, self.train, take_rows(self.y, self.train), self._weights(self.train)
+            )
+            rows.transformers.extend(self._held_out.transformers)
+            return score_held_out(build_scorers(self.final, scoring), self.final, rows)
+        finally:
+            self.score_time += time.perf_counter() - started
+
     def curves(self) -> pd.DataFrame | None:
         """The records as a DataFrame; ``None`` for an estimator without ``iter_fit``."""
         return None if self._scoring is None else pd.DataFrame(self.records)
@@ -627,12 +644,18 @@ def fit_fold(
     return_estimator: bool,
     error_score: float | str,
     copy_rows: bool = False,
+    return_train_score: bool = False,
+    step_fit_params: Mapping[str, Any] | None = None,
+    limit_blas: bool = True,
 ) -> FoldOutcome:
     """Fit and score one :class:`Fold` to the end (what each joblib worker runs).
 
     With a numeric ``error_score`` a failure in fitting or scoring is returned in
-    ``FoldOutcome.error`` (the caller warns: a worker's warnings do not reach it). BLAS is
-    held to one thread so the numbers do not depend on how many folds share the machine.
+    ``FoldOutcome.error`` (the caller warns: a worker's warnings do not reach it). With
+    ``limit_blas`` BLAS is held to one thread meanwhile, so the numbers do not depend on
+    how many folds share the machine; a caller running folds in threads of one process
+    passes False and limits BLAS once around all of them (limits set and restored from
+    several threads restore each other's).
     """
     one = Fold(
         estimator,
@@ -643,13 +666,17 @@ def fit_fold(
         index=fold,
         seed=seed,
         sample_weight=sample_weight,
+        step_fit_params=step_fit_params,
         copy_rows=copy_rows,
     )
-    with threadpool_limits(limits=1, user_api="blas"):
+    train_scores = None
+    with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
         try:
             one.start()
             one.advance(None)
             scores = one.score(scoring)
+            if return_train_score:
+                train_scores = one.score_train(scoring)
         except Exception as error:
             if error_score == "raise":
                 raise
@@ -663,6 +690,9 @@ def fit_fold(
                 curves=None,
                 estimator=one.estimator if return_estimator else None,
                 error=f"{type(error).__name__}: {error}",
+                train_scores=dict.fromkeys(names, float(error_score))
+                if return_train_score
+                else None,
             )
     return FoldOutcome(
         fold=fold,
@@ -671,6 +701,7 @@ def fit_fold(
         score_time=one.score_time,
         curves=one.curves(),
         estimator=one.estimator if return_estimator else None,
+        train_scores=train_scores,
     )
 
 
@@ -701,6 +732,9 @@ def fit_fold_group(
     return_estimator: bool,
     error_score: float | str,
     stack: bool = True,
+    return_train_score: bool = False,
+    step_fit_params: Mapping[str, Any] | None = None,
+    limit_blas: bool = True,
 ) -> list[FoldOutcome]:
     """Fit and score some folds ``(fold, train, test, seed)`` as one :class:`FoldGroup`.
 
@@ -712,7 +746,7 @@ def fit_fold_group(
     keep = error_score != "raise"
     one_by_one = not stack or len(parts) < 2
     if not one_by_one:
-        first = Fold(estimator, X, y, parts[0][1], parts[0][2])
+        first = Fold(estimator, X, y, parts[0][1], parts[0][2], step_fit_params=step_fit_params)
         train_rows = sum(len(train) for _, train, _, _ in parts)
         one_by_one = first.trains_on_copy() and _bytes_per_row(X) * train_rows > STACK_COPY_BYTES
     if one_by_one:  # each fold's copy of its rows is held only while it trains
@@ -729,16 +763,30 @@ def fit_fold_group(
                 scoring=scoring,
                 return_estimator=return_estimator,
                 error_score=error_score,
+                return_train_score=return_train_score,
+                step_fit_params=step_fit_params,
+                limit_blas=limit_blas,
             )
             for index, train, test, seed in parts
         ]
     folds = [
-        Fold(estimator, X, y, train, test, index=index, seed=seed, sample_weight=sample_weight)
+        Fold(
+            estimator,
+            X,
+            y,
+            train,
+            test,
+            index=index,
+            seed=seed,
+            sample_weight=sample_weight,
+            step_fit_params=step_fit_params,
+        )
         for index, train, test, seed in parts
     ]
     group = FoldGroup(folds, keep_errors=keep)
     scores: dict[int, dict[str, float]] = {}
-    with threadpool_limits(limits=1, user_api="blas"):
+    train_scores: dict[int, Any] = {}
+    with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
         try:
             group.start()
             while not group.finished:
@@ -749,6 +797,8 @@ def fit_fold_group(
         for fold in folds:
             if fold.error is None:
                 scores[fold.index] = group._guard(fold, fold.score, scoring)
+            if fold.error is None and return_train_score:
+                train_scores[fold.index] = group._guard(fold, fold.score_train, scoring)
     outcomes = []
     for fold in folds:
         if fold.error is not None:
@@ -762,6 +812,9 @@ def fit_fold_group(
                     curves=None,
                     estimator=fold.estimator if return_estimator else None,
                     error=f"{type(fold.error).__name__}: {fold.error}",
+                    train_scores=dict.fromkeys(names, float(error_score))
+                    if return_train_score
+                    else None,
                 )
             )
         else:
@@ -773,6 +826,7 @@ def fit_fold_group(
                     score_time=fold.score_time,
                     curves=fold.curves(),
                     estimator=fold.estimator if return_estimator else None,
+                    train_scores=train_scores.get(fold.index),
                 )
             )
     return outcomes

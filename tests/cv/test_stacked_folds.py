@@ -170,7 +170,7 @@ def test_diverged_folds_in_a_stack():
     net = NNClassifier(16, max_epochs=6, learning_rate=1e4, optimizer="sgd", momentum=0.0, l2=0.0)
     model = make_pipeline(StandardScaler(), net)  # float32: the loss overflows
     with pytest.raises(DivergedError):
-        nncv.cross_validate(model, X * 1e3, y, cv=3, random_state=0)
+        nncv.cross_validate(model, X * 1e3, y, cv=3, random_state=0, error_score="raise")
     with pytest.warns(FitFailedWarning, match="DivergedError"):
         stacked, alone = _both(model, X * 1e3, y, cv=3, random_state=0, error_score=0.0)
     assert stacked.errors == alone.errors
