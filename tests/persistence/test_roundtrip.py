@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import InconsistentVersionWarning
@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from nncv import NNClassifier, NNRegressor, make_pipeline
+from nncv.exceptions import DivergedError
 from nncv.persistence import inspect, load, save
 
 from .conftest import SMALL, features, read_manifest, write_manifest
@@ -255,7 +256,11 @@ def test_any_architecture_round_trips_bit_identically(params, kind, scaler, n_fe
         "multilabel": np.stack([np.arange(n) % 2, np.arange(n) // 2 % 2], axis=1),
         "regression": X[:, 0] - X[:, -1],
     }[kind]
-    model = make_pipeline(scaler, regressor=kind == "regression", **params).fit(X, y)
+    model = make_pipeline(scaler, regressor=kind == "regression", **params)
+    try:
+        model.fit(X, y)
+    except DivergedError:  # plain SGD on unscaled columns of scale 100 can blow up: refused
+        assume(False)
     with tempfile.TemporaryDirectory() as folder:
         loaded = load(save(model, Path(folder) / ("m.nncv" if zipped else "m")))
     if kind == "regression":
