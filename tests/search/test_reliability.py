@@ -327,7 +327,7 @@ def test_a_worker_whose_trial_was_failed_as_dead_goes_on_with_its_share(iris, tm
     result = tune(
         X,
         y,
-        small_classifier(max_epochs=300),
+        small_classifier(max_epochs=1500),
         small_space(),
         n_trials=2,
         cv=2,
