@@ -36,7 +36,7 @@ _LAZY = {
     ),
     **dict.fromkeys(["inspect", "load", "save"], "nncv.persistence"),
 }
-_LAZY_MODULES = ("cli", "persistence", "plots", "search")
+_LAZY_MODULES = ("cli", "persistence", "plots", "report", "search")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,19 +1,22 @@
-"""The ``nncv`` command line: thin commands over the library.
+"""The `nncv` command line: thin commands over the library.
 
 =========  ===============================================================
 command    does
 =========  ===============================================================
 cv         k-fold cross-validation of a scaled network; prints fold scores
-tune       an Optuna study (``nncv.tune``); saves the best model
+tune       an Optuna study (`nncv.tune`); saves the best model
 worker     joins an existing study on a shared storage and runs trials
 predict    loads a saved model and predicts a CSV/Parquet table
 report     a study's trials table and figures (or a curves table's figure)
 =========  ===============================================================
 
-Data is a bundled data set name (``digits``, ``breast_cancer``, ``iris``, ``wine``,
-``diabetes``, ``spiral``) or a CSV/Parquet path with ``--target COLUMN``. Network
-parameters are given as ``--param name=value`` (values are Python literals:
-``-p hidden_layer_sizes=(64,64) -p learning_rate=0.01 -p activation=tanh``).
+Data is a bundled data set name (`digits`, `breast_cancer`, `iris`, `wine`, `diabetes`,
+`spiral`) or a CSV/Parquet path with `--target COLUMN`. Network parameters are given as
+`--param name=value` (values are Python literals, quoted for the shell when they hold
+parentheses: `-p "hidden_layer_sizes=(64,64)" -p learning_rate=0.01 -p activation=tanh`).
+
+Help text is written in Markdown (typer's `rich_markup_mode="markdown"`): paragraphs are
+reflowed to the terminal's width, and flags show no `<bool>` type.
 
 Examples
 --------
@@ -40,17 +43,39 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 import pandas as pd
 import typer
+from typer.core import TyperCommand
 
 from nncv.exceptions import NncvError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+
+class _FlagCommand(TyperCommand):
+    """A command whose on/off flags show no value type (typer prints ``<bool>``)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _App(typer.Typer):
+    """`typer.Typer` whose commands are `_FlagCommand`s."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("cls", _FlagCommand)
+        return super().command(*args, **kwargs)
+
+
+app = _App(
     name="nncv",
     help="Cross-validate and tune the nncv neural network; save, load and predict.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -92,19 +117,33 @@ ScalerOpt = Annotated[
 ]
 ParamOpt = Annotated[
     list[str] | None,
-    typer.Option("--param", "-p", help="Network parameter name=value (repeatable)."),
+    typer.Option("--param", "-p", metavar="NAME=VALUE", help="Network parameter (repeatable)."),
 ]
 CvOpt = Annotated[int, typer.Option("--cv", min=2, help="Number of folds.")]
 ScoringOpt = Annotated[
     list[str] | None,
-    typer.Option("--scoring", "-s", help="scikit-learn scorer name (repeatable)."),
+    typer.Option(
+        "--scoring", "-s", metavar="SCORER", help="scikit-learn scorer name (repeatable)."
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (folds, networks).")]
+TuneSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed", help="Study seed (folds, networks, sampler).", show_default="a random seed"
+    ),
+]
 StorageOpt = Annotated[
     str | None,
     typer.Option(help="Study storage: a path ending in .log (journal file) or a SQLAlchemy URL."),
 ]
-StudyOpt = Annotated[str | None, typer.Option("--study-name", help="Study name in the storage.")]
+StudyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--study-name",
+        help="Study name in the storage (tune: default the data's name with --storage).",
+    ),
+]
 
 
 def load_data(data: str, target: str | None) -> tuple[Any, Any]:
@@ -117,7 +156,9 @@ def load_data(data: str, target: str | None) -> tuple[Any, Any]:
             raise CommandError(f"no such file: {data}")
         if target is None:
             raise CommandError(f"{data} is a file: name its target column with --target")
-        return datasets.read_table(path, target)
+        X, y = datasets.read_table(path, target)
+        _refuse_text(X, data)
+        return X, y
     if target is not None:
         raise CommandError(f"--target is for CSV/Parquet files; {data!r} is a bundled data set")
     if data not in datasets.BUNDLED:
@@ -214,13 +255,47 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame."""
-    if not path.exists():
-        raise CommandError(f"no such file: {path}")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+def read_frame(path: Path, *, header: bool = True) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame (`nncv.datasets.read_frame`)."""
+    from nncv import datasets
+
+    return datasets.read_frame(path, header=header)
+
+
+def _refuse_text(features: pd.DataFrame, source: Any) -> None:
+    """Name the feature columns of ``source`` that hold text: the network takes numbers."""
+    from nncv import datasets
+    from nncv.exceptions import TableError
+
+    text = datasets.text_columns(features)
+    if text:
+        shown = ", ".join(
+            f"{name!r}" + ("" if value is None else f" (e.g. {str(value)[:40]!r})")
+            for name, value in text.items()
+        )
+        raise TableError(
+            f"{source}: column{'s' if len(text) > 1 else ''} {shown} hold"
+            f"{'' if len(text) > 1 else 's'} text, not numbers; drop "
+            f"{'them' if len(text) > 1 else 'it'} (--drop) or encode it as numbers"
+        )
+
+
+def _first_row_is_data(path: Path) -> bool:
+    """Whether a CSV's first row holds only numbers: data, not a header of column names."""
+    suffixes = "".join(path.suffixes).lower()
+    if ".csv" not in suffixes and ".tsv" not in suffixes:
+        return False  # Parquet names its columns
+    first = pd.read_csv(
+        path, header=None, nrows=1, dtype=str, sep="\t" if ".tsv" in suffixes else ","
+    )
+    if first.empty:
+        return False
+    try:
+        values = [float(str(value)) for value in first.iloc[0]]
+    except ValueError:
+        return False
+    # 0, 1, …, n-1 is the header pandas writes for unnamed columns, not a data row.
+    return values != list(range(len(values)))
 
 
 # ------------------------------------------------------------------------ cv
@@ -284,6 +359,8 @@ def _tune(
     workers: int,
     seed: int | None,
     refit: bool,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> Any:
     import nncv
 
@@ -291,6 +368,8 @@ def _tune(
     if space is not None and not space.exists():
         raise CommandError(f"no such search space file: {space}")
     estimator = build_estimator(y, task, scaler, parse_params(param))
+    if storage is not None and study_name is None:
+        study_name = Path(data).stem  # a rerun on the same storage continues the study
     options: dict[str, Any] = {}
     if scoring:
         options["scoring"] = _scoring(scoring)
@@ -308,6 +387,8 @@ def _tune(
         n_workers=workers,
         random_state=seed,
         refit=refit,
+        progress=False if quiet else None,  # a bar when standard error is a terminal
+        verbose=verbose,
         **options,
     )
 
@@ -318,6 +399,12 @@ SpaceOpt = Annotated[
 TrialsOpt = Annotated[int, typer.Option("--trials", "-n", min=1, help="Number of trials.")]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Stop starting trials after seconds.")]
 PrunerOpt = Annotated[str, typer.Option(help="Optuna pruner: median, hyperband, … or none.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn off a terminal).")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Print Optuna's line for every trial.")
+]
 
 
 @app.command("tune")
@@ -337,15 +424,22 @@ def tune_command(
     storage: StorageOpt = None,
     study_name: StudyOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the storage.")] = 1,
-    seed: SeedOpt = None,
+    seed: TuneSeedOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Save the refitted best model here (nncv.save).")
     ] = None,
     trials_out: Annotated[
         Path | None, typer.Option(help="Write the trial × fold × epoch table (CSV/Parquet).")
     ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Tune the network by k-fold CV with an Optuna study; save the best model."""
+    """Tune the network by k-fold CV with an Optuna study; save the best model.
+
+    On a terminal a progress bar shows the trials done, pruned and failed, the best score
+    so far, the elapsed time and an ETA (`--quiet` hides it; `--verbose` adds Optuna's
+    line per trial).
+    """
     import nncv
 
     result = _tune(
@@ -365,6 +459,8 @@ def tune_command(
         workers=workers,
         seed=seed,
         refit=out is not None,
+        quiet=quiet,
+        verbose=verbose,
     )
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")
@@ -438,26 +534,64 @@ def predict_command(
         bool, typer.Option("--proba", help="Add one probability column per class.")
     ] = False,
     drop: Annotated[
-        list[str] | None, typer.Option(help="Columns to ignore (e.g. the target; repeatable).")
+        list[str] | None,
+        typer.Option(metavar="COLUMN", help="Column to ignore (e.g. the target; repeatable)."),
     ] = None,
+    no_header: Annotated[
+        bool,
+        typer.Option(
+            "--no-header",
+            help="The CSV's first row is data, not column names (found out when every "
+            "value in it is a number).",
+        ),
+    ] = False,
 ) -> None:
-    """Predict every row of a table with a saved model; write the predictions."""
+    """Predict every row of a table with a saved model; write the predictions.
+
+    A model fitted on named columns (a CSV/Parquet file, a DataFrame) picks them by name:
+    other columns, such as the target, are ignored. A model fitted on a plain array takes
+    the table's columns by position. A CSV whose first row holds only numbers is read as
+    data, not as a header (or say so with `--no-header`).
+    """
     import nncv
 
     estimator = nncv.load(model)
     frame = read_frame(table)
+    headerless = no_header or _first_row_is_data(table)
+    if headerless:
+        frame = read_frame(table, header=False)
     missing = [name for name in drop or [] if name not in frame.columns]
     if missing:
         raise CommandError(f"--drop names columns not in {table}: {missing}")
     frame = frame.drop(columns=list(drop or []))
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
+        if headerless:
+            raise CommandError(
+                f"{table} has no header row, but the model takes its features by name: "
+                f"{[str(name) for name in names]}"
+            )
         absent = [str(name) for name in names if name not in frame.columns]
         if absent:
             raise CommandError(f"{table} lacks the model's feature columns {absent}")
         features: Any = frame[list(names)]
     else:
-        features = frame.to_numpy()
+        expected = getattr(estimator, "n_features_in_", None)
+        if expected is not None and frame.shape[1] != expected:
+            raise CommandError(
+                f"{table} has {frame.shape[1]} columns; the model was fitted without column "
+                f"names on {expected} features, and takes them by position"
+            )
+        if not headerless:
+            typer.echo(
+                f"note: the model was fitted without column names: the {frame.shape[1]} "
+                f"columns of {table} are taken by position (its header row is not data)",
+                err=True,
+            )
+        features = frame
+    _refuse_text(features, table)
+    if names is None:
+        features = features.to_numpy()
     predictions = np.asarray(estimator.predict(features))
     output = pd.DataFrame(index=frame.index)
     if predictions.ndim == 1:
@@ -480,59 +614,76 @@ def predict_command(
 # -------------------------------------------------------------------- report
 
 
+def _open_existing_study(storage: str, study_name: str) -> Any:
+    """Load a study from a storage that must already exist; create nothing on the way."""
+    import optuna
+
+    from nncv.search._storage import describe_storage, make_storage
+
+    path = None
+    if "://" not in storage:
+        path = Path(storage)
+    elif storage.startswith("sqlite:///"):
+        path = Path(storage.removeprefix("sqlite:///"))
+    if path is not None and not path.is_file():
+        raise CommandError(f"no study storage at {path}: no such file")
+    opened = make_storage(storage)
+    names = sorted(optuna.get_all_study_names(storage=opened))
+    if study_name not in names:
+        known = ", ".join(repr(name) for name in names) or "none"
+        hint = difflib.get_close_matches(study_name, names, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise CommandError(
+            f"no study named {study_name!r} in {describe_storage(storage)} "
+            f"(studies there: {known}){suggestion}"
+        )
+    return optuna.load_study(study_name=study_name, storage=opened)
+
+
 @app.command("report")
 @_fails_cleanly
 def report_command(
-    out: Annotated[Path, typer.Option(help="Folder for the tables and figures.")],
+    out: Annotated[Path, typer.Option(help="Folder for the page, tables and figures.")],
     storage: StorageOpt = None,
     study_name: StudyOpt = None,
     curves: Annotated[
         Path | None, typer.Option(help="A curves table from `nncv cv --curves` to draw.")
     ] = None,
     metric: Annotated[
-        list[str] | None, typer.Option(help="Curve metric to draw (repeatable; val_score).")
+        list[str] | None,
+        typer.Option(
+            metavar="METRIC",
+            help="Per-epoch metric to draw (repeatable; default: loss, val_loss, "
+            "val_score for a study, val_score for a curves table).",
+        ),
     ] = None,
 ) -> None:
-    """Write a study's tables and figures, or draw a curves table, into a folder.
+    """Write a study's report (an offline web page, tables, figures) or draw a curves table.
 
-    From a study: ``trials.csv`` (one row per trial), ``curves.csv`` (trial × fold ×
-    epoch × metric), ``history.png`` (optimisation history) and ``curves.png``. From a
-    curves table: ``curves.png``.
+    From a study: `index.html` (open it in a browser, no network needed), `trials.csv` (one
+    row per trial), `curves.csv` (trial × fold × epoch × metric) and the figures beside
+    the page: `history.png` (optimisation history with pruned trials), `intermediate.png`
+    (every trial's reported value by epoch, the best few highlighted), `best_folds.png`
+    (the best trial's per-fold learning curves), `importances.png` and `slice.png`. From
+    a curves table: `curves.png`.
     """
     from nncv import plots
 
-    metrics = list(metric or ["val_score"])
     if (storage is None) == (curves is None):
         raise CommandError("give either --storage (with --study-name) or --curves")
-    out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if curves is not None:
         frame = read_frame(curves)
-        figure = plots.learning_curves(frame, metrics, title=curves.stem)
+        figure = plots.learning_curves(frame, list(metric or ["val_score"]), title=curves.stem)
         written.append(plots.save_figure(figure, out / "curves.png"))
     else:
-        import optuna
-
-        from nncv.search._result import trials_frame
-        from nncv.search._storage import make_storage
+        from nncv.report import write_report
 
         if study_name is None:
             raise CommandError("--storage needs --study-name")
-        try:
-            study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
-        except KeyError:
-            raise CommandError(f"no study named {study_name!r} in {storage}") from None
-        trials = study.trials_dataframe()
-        written.append(write_table(trials, out / "trials.csv"))
-        direction = study.direction.name.lower()
-        if trials.get("value") is not None and trials["value"].notna().any():
-            figure = plots.optimization_history(trials, direction=direction, title=study_name)
-            written.append(plots.save_figure(figure, out / "history.png"))
-        frame = trials_frame(study)
-        written.append(write_table(frame, out / "curves.csv"))
-        if len(frame):
-            figure = plots.learning_curves(frame, metrics, title=study_name)
-            written.append(plots.save_figure(figure, out / "curves.png"))
+        assert storage is not None
+        study = _open_existing_study(storage, study_name)
+        written = write_report(study, out, metrics=metric)
     for path in written:
         typer.echo(f"wrote {path}")
 

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUNDLED", "load", "read_table", "spiral"]
+from nncv.exceptions import TableError
+
+__all__ = ["BUNDLED", "load", "read_frame", "read_table", "spiral", "text_columns"]
 
 
 def spiral(
@@ -102,6 +104,69 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     return loader()
 
 
+def read_frame(path: str | Path, *, header: bool = True) -> Any:
+    """Read a CSV (``.csv``, ``.tsv``, compressed ``.csv.gz`` …) or Parquet file.
+
+    Parameters
+    ----------
+    path : str or Path
+    header : bool, default=True
+        Whether a CSV's first row names the columns; ``False`` numbers them 0, 1, …
+        (Parquet files always name their columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    nncv.exceptions.TableError
+        A missing, empty, corrupt or unrecognised file; the message names it.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise TableError(f"no such file: {where}")
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if ".parquet" in suffixes or suffixes.endswith(".pq"):
+            return pd.read_parquet(path)
+        if ".csv" in suffixes or ".tsv" in suffixes:
+            sep = "\t" if ".tsv" in suffixes else ","
+            return pd.read_csv(path, sep=sep, header=0 if header else None)
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{where} is empty: no header and no rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TableError(f"{where} is not a readable table: {reason}") from None
+    raise TableError(f"cannot tell the format of {where!r}: use a .csv or .parquet file")
+
+
+def text_columns(frame: Any) -> dict[str, Any]:
+    """The columns of ``frame`` that hold neither numbers nor booleans, with a sample value.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> text_columns(pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "2"]}))
+    {'b': 'x'}
+    """
+    import pandas as pd
+
+    found: dict[str, Any] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = column[numbers.isna() & column.notna()]
+        if len(bad) or not len(column):
+            found[str(name)] = bad.iloc[0] if len(bad) else None
+    return found
+
+
 def read_table(path: str | Path, target: str) -> tuple[Any, Any]:
     """Read a CSV or Parquet file and split off the ``target`` column.
 
@@ -117,19 +182,23 @@ def read_table(path: str | Path, target: str) -> tuple[Any, Any]:
     X : pandas.DataFrame
         The other columns, with their names (they become ``feature_names_in_``).
     y : pandas.Series
-    """
-    import pandas as pd
 
-    path = Path(path)
-    suffixes = "".join(path.suffixes).lower()
-    if ".parquet" in suffixes or suffixes.endswith(".pq"):
-        frame = pd.read_parquet(path)
-    elif ".csv" in suffixes or ".tsv" in suffixes:
-        frame = pd.read_csv(path, sep="\t" if ".tsv" in suffixes else ",")
-    else:
-        raise ValueError(f"cannot tell the format of {str(path)!r}: use a .csv or .parquet file")
+    Raises
+    ------
+    nncv.exceptions.TableError
+        (a ``ValueError``) for a missing, empty or corrupt file, a missing target column,
+        a file with no rows or no column besides the target; the message names the file.
+    """
+    frame = read_frame(path)
+    where = str(path)
     if target not in frame.columns:
-        raise ValueError(
-            f"target column {target!r} not in {str(path)!r}; columns are {list(frame.columns)}"
+        raise TableError(
+            f"target column {target!r} not in {where!r}; columns are {list(frame.columns)}"
         )
+    if len(frame.columns) == 1:
+        raise TableError(
+            f"{where!r} has only the target column {target!r}: no feature columns to learn from"
+        )
+    if frame.empty:
+        raise TableError(f"{where!r} has a header but no rows")
     return frame.drop(columns=[target]), frame[target]

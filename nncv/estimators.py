@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -47,6 +47,7 @@ from nncv.exceptions import NncvError
 from nncv.network import EarlyStopping, Network, Trainer, metrics
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
+from nncv.network.model import BATCH_NORM_MOMENTUM
 from nncv.network.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
 from nncv.network.schedules import SCHEDULES, make_schedule
 from nncv.network.training import IndexedRows
@@ -110,6 +111,8 @@ class _BaseNN(BaseEstimator):
         "bias_l1": _non_negative_or_per_layer(),
         "bias_l2": _non_negative_or_per_layer(),
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "batch_norm": ["boolean", "array-like"],
+        "batch_norm_momentum": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"full"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -147,6 +150,8 @@ class _BaseNN(BaseEstimator):
         bias_l1=0.0,
         bias_l2=0.0,
         dropout=0.0,
+        batch_norm=False,
+        batch_norm_momentum=BATCH_NORM_MOMENTUM,
         batch_size=32,
         max_epochs=200,
         early_stopping=False,
@@ -172,6 +177,8 @@ class _BaseNN(BaseEstimator):
         self.bias_l1 = bias_l1
         self.bias_l2 = bias_l2
         self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
@@ -237,6 +244,16 @@ class _BaseNN(BaseEstimator):
                     f"hidden layer ({len(sizes)}); got {dropout!r}."
                 )
             per_layer["dropout"] = rates
+        if np.ndim(self.batch_norm) == 0:
+            per_layer["batch_norm"] = bool(self.batch_norm)
+        else:
+            flags = tuple(self.batch_norm)
+            if len(flags) != len(sizes) or not all(isinstance(f, bool | np.bool_) for f in flags):
+                raise InvalidParameterError(
+                    "The 'batch_norm' parameter must be a bool or one bool per hidden layer "
+                    f"({len(sizes)}); got {self.batch_norm!r}."
+                )
+            per_layer["batch_norm"] = tuple(bool(f) for f in flags)
         if self.schedule != "inverse_time" and self.final_learning_rate is None:
             raise InvalidParameterError(
                 f"The 'final_learning_rate' parameter must be set when schedule={self.schedule!r}."
@@ -301,6 +318,8 @@ class _BaseNN(BaseEstimator):
             bias_l1=per_layer["bias_l1"],
             bias_l2=per_layer["bias_l2"],
             dtype=self.dtype,
+            batch_norm=per_layer["batch_norm"],
+            batch_norm_momentum=self.batch_norm_momentum,
         )
         network.initialize(rng)
         self.network_ = network
@@ -635,6 +654,25 @@ class _BaseNN(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    # ---------------------------------------------------------- gradient check
+    def _gradient_check_problem(self, X, y, sample_weight=None):
+        """``(network, inputs, targets, sample_weight)`` for
+        :func:`nncv.network.check_gradients`: the fitted network and ``X, y`` validated and
+        encoded as for scoring, or, unfitted, the network a ``fit`` would start from (built
+        on a clone; this estimator is not changed)."""
+        if hasattr(self, "network_"):
+            X = self._validate_input(X, reset=False)
+            Y = self._encode_targets(y, reset=False)
+            network = self.network_
+        else:
+            builder = clone(self).set_params(early_stopping=False, warm_start=False)
+            builder._validate_params()
+            X, Y, sample_weight, _ = builder._prepare_fit(X, y, sample_weight, None, keep=False)
+            network = builder.network_
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return network, X, Y, sample_weight
+
     # --------------------------------------------------------- persistence
     def _get_fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-friendly description and numeric arrays of the fitted estimator (no pickle)."""
@@ -658,6 +696,8 @@ class _BaseNN(BaseEstimator):
             "rng_state": _encode_rng_state(self._trainer.rng),
         }
         arrays = {"network.parameters": self.network_.parameters.copy()}
+        if self.network_.running_statistics.size:  # batch normalisation's running mean, variance
+            arrays["network.running_statistics"] = self.network_.running_statistics.copy()
         arrays.update({f"optimizer.{k}": v for k, v in optimizer_arrays.items()})
         arrays.update(
             {f"history.{c}": self.history_[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
@@ -676,6 +716,11 @@ class _BaseNN(BaseEstimator):
             network.set_parameters(arrays["network.parameters"])
             if network.parameters.dtype != arrays["network.parameters"].dtype:
                 raise NncvError("network parameters have the wrong dtype")
+            if network.running_statistics.size or "network.running_statistics" in arrays:
+                statistics = arrays["network.running_statistics"]
+                network.set_running_statistics(statistics)
+                if network.running_statistics.dtype != statistics.dtype:
+                    raise NncvError("batch-norm running statistics have the wrong dtype")
         except (KeyError, TypeError, ValueError) as error:
             raise NncvError(f"inconsistent {cls.__name__} state: {error}") from error
         estimator.network_ = network
@@ -795,6 +840,15 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         The same on the biases.
     dropout : float or tuple of float, default=0
         Inverted-dropout rate after each hidden layer, in [0, 1).
+    batch_norm : bool or tuple of bool, default=False
+        Batch-normalise each hidden layer's pre-activation (or those marked True, one bool
+        per hidden layer): Dense → BatchNorm → activation → dropout. In training each unit
+        is normalised with the mini-batch's mean and variance (weighted by
+        ``sample_weight``), then scaled and shifted by a learnt ``gamma`` and ``beta``;
+        running means and variances replace the batch's at inference, so a row's
+        prediction never depends on the rest of its batch. ``epsilon`` is fixed at 1e-5.
+    batch_norm_momentum : float, default=0.9
+        Weight of the old running mean and variance at each training step, in [0, 1).
     batch_size : int or "full", default=32
         Mini-batch size; ``"full"`` uses the whole training set per step.
     max_epochs : int, default=200
@@ -1020,9 +1074,9 @@ class NNRegressor(RegressorMixin, _BaseNN):
     Parameters
     ----------
     hidden_layer_sizes, activation, optimizer, learning_rate, decay, schedule, \
-final_learning_rate, momentum, nesterov, l1, l2, bias_l1, bias_l2, dropout, batch_size, \
-max_epochs, early_stopping, patience, validation_fraction, init, dtype, random_state, \
-warm_start, verbose
+final_learning_rate, momentum, nesterov, l1, l2, bias_l1, bias_l2, dropout, batch_norm, \
+batch_norm_momentum, batch_size, max_epochs, early_stopping, patience, validation_fraction, \
+init, dtype, random_state, warm_start, verbose
         As for :class:`NNClassifier` (the validation split is not stratified), except the
         default ``l2=1e-2``: stronger weight decay suits small regression sets (diabetes).
 
@@ -1062,6 +1116,8 @@ best_validation_score_, t_
         bias_l1=0.0,
         bias_l2=0.0,
         dropout=0.0,
+        batch_norm=False,
+        batch_norm_momentum=BATCH_NORM_MOMENTUM,
         batch_size=32,
         max_epochs=200,
         early_stopping=False,
@@ -1088,6 +1144,8 @@ best_validation_score_, t_
             bias_l1=bias_l1,
             bias_l2=bias_l2,
             dropout=dropout,
+            batch_norm=batch_norm,
+            batch_norm_momentum=batch_norm_momentum,
             batch_size=batch_size,
             max_epochs=max_epochs,
             early_stopping=early_stopping,

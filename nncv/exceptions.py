@@ -9,6 +9,7 @@ __all__ = [
     "NncvError",
     "SearchError",
     "StopTraining",
+    "TableError",
 ]
 
 
@@ -30,6 +31,10 @@ class ArtifactError(NncvError, ValueError):
 
 class SearchError(NncvError, ValueError):
     """A search space, study or storage is inconsistent with the request."""
+
+
+class TableError(NncvError, ValueError):
+    """A CSV/Parquet file cannot be used: empty, corrupt, no feature columns, text values."""
 
 
 class StopTraining(Exception):  # noqa: N818 - control flow, not an error

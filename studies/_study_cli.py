@@ -3,7 +3,9 @@
 Each script names its data, its estimator and its search space and hands them to
 :func:`main`, which parses ``--trials --cv --storage --workers --out`` (and a few more),
 runs :func:`nncv.tune`, prints the best parameters and CV score, and saves the best
-pipeline with :func:`nncv.save`. ``--outer K`` instead measures the whole procedure by
+pipeline with :func:`nncv.save`. On a terminal a progress bar (trials done, pruned and
+failed, best so far, elapsed, ETA) runs on standard error; ``--quiet`` hides it and
+``--verbose`` adds Optuna's line per trial. ``--outer K`` instead measures the whole procedure by
 nested cross-validation: ``cross_val_score`` over :class:`nncv.NNSearchCV`, one fresh
 study per outer fold.
 """
@@ -61,6 +63,12 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
         "--out", default=f"{script.name}-best.nncv", help="where nncv.save writes the best pipeline"
     )
     parser.add_argument("--seed", type=int, default=0, help="study seed")
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="override the network's max_epochs (default: the script's)",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds, then stop")
     parser.add_argument(
         "--pruner", default="median", help="median, hyperband, successive_halving or none"
@@ -72,7 +80,15 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
         "--outer-jobs", type=int, default=1, help="outer folds in parallel (processes) with --outer"
     )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar (none off a terminal)"
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="print Optuna's line for every trial"
+    )
     args = parser.parse_args(argv)
+    if args.max_epochs is not None and args.max_epochs < 1:
+        parser.error("--max-epochs must be at least 1")
     for name in ("trials", "cv", "workers", "outer_jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -86,13 +102,24 @@ def _states(study: optuna.Study) -> str:
     return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
 
 
+def _estimator(script: StudyScript, args: argparse.Namespace) -> Any:
+    """The script's estimator, with ``--max-epochs`` applied to its network."""
+    from nncv.search._estimator import network_prefix
+
+    estimator = script.estimator()
+    if args.max_epochs is not None:
+        prefix, _ = network_prefix(estimator)
+        estimator.set_params(**{f"{prefix}max_epochs": args.max_epochs})
+    return estimator
+
+
 def _tune(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict[str, Any]:
     study_name = args.study_name or (script.name if args.storage else None)
     started = time.perf_counter()
     result = nncv.tune(
         X,
         y,
-        estimator=script.estimator(),
+        estimator=_estimator(script, args),
         space=script.space(),
         n_trials=args.trials,
         timeout=args.timeout,
@@ -103,6 +130,8 @@ def _tune(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict
         study_name=study_name,
         n_workers=args.workers,
         random_state=args.seed,
+        progress=False if args.quiet else None,  # a bar when standard error is a terminal
+        verbose=args.verbose,
     )
     seconds = time.perf_counter() - started
     print(f"study {result.study.study_name!r}: {_states(result.study)} in {seconds:.0f} s")
@@ -139,7 +168,7 @@ def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> di
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
     search = nncv.NNSearchCV(
-        script.estimator(),
+        _estimator(script, args),
         script.space(),
         n_trials=args.trials,
         cv=args.cv,

@@ -174,6 +174,134 @@ def test_predict_refuses_a_tampered_model(tmp_path, cancer_csv):
     assert "Error:" in result.output and "Traceback" not in result.output
 
 
+def _fitted_on_array(tmp_path, n_features=4):
+    X, y = nncv.datasets.load("iris")
+    model = nncv.make_pipeline("standard", hidden_layer_sizes=4, max_epochs=3, random_state=0)
+    model.fit(X[:, :n_features], y)
+    nncv.save(model, tmp_path / "array.nncv")
+    return tmp_path / "array.nncv", model, X[:, :n_features]
+
+
+def test_predict_keeps_the_first_row_of_a_csv_without_header(tmp_path):
+    artifact, model, X = _fitted_on_array(tmp_path)
+    headerless = tmp_path / "rows.csv"
+    pd.DataFrame(X[:7]).to_csv(headerless, index=False, header=False)
+    result = invoke("predict", artifact, headerless)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if not line.startswith("note")]
+    assert lines[0] == "prediction" and len(lines) == 1 + 7  # no row lost
+    assert [int(v) for v in lines[1:]] == model.predict(X[:7]).tolist()
+    # said explicitly: the same
+    result = invoke("predict", artifact, headerless, "--no-header")
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 8
+
+
+def test_predict_says_columns_are_taken_by_position(tmp_path):
+    artifact, model, X = _fitted_on_array(tmp_path)
+    named = tmp_path / "named.csv"
+    pd.DataFrame(X[:5], columns=["d", "c", "b", "a"]).to_csv(named, index=False)
+    completed = subprocess.run(
+        [sys.executable, "-m", "nncv.cli", "predict", str(artifact), str(named)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "taken by position" in completed.stderr
+    assert completed.stdout.splitlines()[1:] == [str(v) for v in model.predict(X[:5])]
+    wrong = tmp_path / "wrong.csv"
+    pd.DataFrame(X[:5, :3]).to_csv(wrong, index=False)
+    result = invoke("predict", artifact, wrong)
+    assert result.exit_code == 1 and "3 columns" in result.output and "4 features" in result.output
+
+
+def test_predict_refuses_a_headerless_csv_for_a_model_that_takes_names(tmp_path, cancer_csv):
+    frame = pd.read_csv(cancer_csv)
+    model = nncv.make_pipeline("standard", hidden_layer_sizes=4, max_epochs=2, random_state=0)
+    model.fit(frame.drop(columns="label"), frame["label"])
+    nncv.save(model, tmp_path / "model.nncv")
+    frame.drop(columns="label").to_csv(tmp_path / "rows.csv", index=False, header=False)
+    result = invoke("predict", tmp_path / "model.nncv", tmp_path / "rows.csv")
+    assert result.exit_code == 1
+    assert "no header row" in result.output and "mean_radius" in result.output
+
+
+def test_predict_names_a_text_column(tmp_path, cancer_csv):
+    frame = pd.read_csv(cancer_csv)
+    model = nncv.make_pipeline("standard", hidden_layer_sizes=4, max_epochs=2, random_state=0)
+    model.fit(frame.drop(columns="label"), frame["label"])
+    nncv.save(model, tmp_path / "model.nncv")
+    frame["mean_texture"] = frame["mean_texture"].astype(object)
+    frame.loc[3, "mean_texture"] = "n/a?"
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    result = invoke("predict", tmp_path / "model.nncv", tmp_path / "text.csv")
+    assert result.exit_code == 1
+    assert "'mean_texture'" in result.output and "n/a?" in result.output
+    assert "text.csv" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00garbage\x00\x81", "not a readable table"),
+        (b"a,b,label\n1,2,x\n3,4,5,6,7\n", "not a readable table"),
+        (b"label\nx\ny\n", "only the target column"),
+        (b"a,b,label\n", "no rows"),
+        (b"a,b,label\n1,hello,x\n2,3,y\n", "'b'"),
+    ],
+    ids=["empty", "binary", "ragged", "only-target", "header-only", "text-feature"],
+)
+def test_unusable_csv_files_give_one_clear_line_naming_them(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    result = invoke("cv", path, "--target", "label", "--cv", 2)
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "bad.csv" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_csv_errors_are_nncv_errors(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    with pytest.raises(nncv.NncvError, match="empty.csv"):
+        nncv.datasets.read_table(path, "label")
+
+
+# ------------------------------------------------------------------ help text
+
+
+def help_text(*command: str) -> str:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "100", "TERM": "dumb"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", ["cv", "tune", "worker", "predict", "report"])
+def test_help_text_has_no_bool_metavar_nor_rst_markup(command):
+    text = help_text(command)
+    assert "<bool>" not in text and "<list[str]>" not in text
+    assert "``" not in text
+
+
+def test_help_paragraphs_are_not_wrapped_mid_phrase():
+    text = help_text("worker")
+    # the docstring's second paragraph is reflowed to the width, not cut where the source
+    # line ended ("…that created the study: the study" / "checks its data …")
+    flat = " ".join(line.strip() for line in text.splitlines())
+    assert "the study checks its data fingerprint" in flat
+    line = next(line for line in text.splitlines() if "Give the same data" in line)
+    assert "the study checks" in line  # filled to the terminal's width, not cut at "study"
+
+
+def test_tune_seed_shows_its_default():
+    text = help_text("tune")
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "--seed" in line)
+    seed = " ".join(lines[at : at + 2])  # the option's line and its continuation
+    assert "[default: (a random seed)]" in seed
+
+
 # ------------------------------------------------- tune, worker and report
 
 
@@ -218,11 +346,43 @@ def test_tune_worker_and_report_share_one_journal_study(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(report / "trials.csv")) == 5
     assert set(pd.read_csv(report / "curves.csv").trial) == set(range(5))
-    for figure in ("history.png", "curves.png"):
+    assert (report / "index.html").is_file()
+    for figure in ("history.png", "intermediate.png", "best_folds.png"):
         assert (report / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    result = invoke("report", "--storage", storage, "--study-name", "nope", "--out", report)
-    assert result.exit_code == 1 and "nope" in result.output
+    elsewhere = tmp_path / "elsewhere"
+    result = invoke("report", "--storage", storage, "--study-name", "iris-cl", "--out", elsewhere)
+    assert result.exit_code == 1
+    assert "no study named 'iris-cl'" in result.output
+    assert (
+        "studies there: 'iris-cli'" in result.output and "did you mean 'iris-cli'" in result.output
+    )
+    assert not elsewhere.exists()
+
+
+@pytest.mark.parametrize("storage", ["missing.log", "sqlite:///missing.db"])
+def test_report_on_a_missing_storage_leaves_nothing_behind(tmp_path, monkeypatch, storage):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("report", "--storage", storage, "--study-name", "x", "--out", "report")
+    assert result.exit_code == 1
+    assert "no study storage at missing" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tune_on_a_storage_names_the_study_after_the_data_so_a_rerun_continues(tmp_path):
+    storage = tmp_path / "study.log"
+    common = ["--cv", 2, "-p", "max_epochs=2", "-p", "hidden_layer_sizes=(4,)", "--seed", 0]
+    for _ in range(2):
+        result = invoke("tune", "iris", "--trials", 1, *common, "--storage", storage)
+        assert result.exit_code == 0, result.output
+        assert "study: iris" in result.output
+    import optuna
+
+    assert optuna.get_all_study_names(nncv.search._storage.make_storage(str(storage))) == ["iris"]
+    study = optuna.load_study(
+        study_name="iris", storage=nncv.search._storage.make_storage(str(storage))
+    )
+    assert len(study.trials) == 2
 
 
 def test_report_draws_a_curves_table(tmp_path):

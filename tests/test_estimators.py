@@ -29,7 +29,12 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [NNClassifier(max_epochs=50, random_state=0), NNRegressor(max_epochs=50, random_state=0)],
+    [
+        NNClassifier(max_epochs=50, random_state=0),
+        NNRegressor(max_epochs=50, random_state=0),
+        NNClassifier(max_epochs=50, random_state=0, batch_norm=True),
+        NNRegressor(max_epochs=50, random_state=0, batch_norm=True),
+    ],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
 )
 def test_scikit_learn_conformance(estimator, check):

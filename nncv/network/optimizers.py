@@ -192,12 +192,15 @@ class Adam(Optimizer):
     def _step(
         self, parameter, gradient, learning_rate, scratch, gradient_sum, squared_gradient_sum
     ) -> None:
-        step = self.iterations + 1
-        gradient_sum *= self.beta_1
-        gradient_sum += gradient
-        np.multiply(gradient, gradient, out=scratch)
-        squared_gradient_sum *= self.beta_2
-        squared_gradient_sum += scratch
+        rate, epsilon = self.coefficients(learning_rate, self.iterations + 1)
+        self._apply(parameter, gradient, rate, epsilon, scratch, gradient_sum, squared_gradient_sum)
+
+    def coefficients(self, learning_rate: float, step: int) -> tuple[float, float]:
+        """The scalar ``(rate, epsilon)`` of step number ``step`` (1-based) for :meth:`_apply`.
+
+        Split from the array work so that a stack of networks whose step counts differ
+        (:mod:`nncv.network.stacked`) can compute them per network.
+        """
         # With m = (1 - b1) S1 and v = (1 - b2) S2, Kingma & Ba's form of the NNFS update
         # lr * m_hat / (sqrt(v_hat) + eps) == lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t))
         # becomes rate * S1 / (sqrt(S2) + eps'):
@@ -210,7 +213,17 @@ class Adam(Optimizer):
             * (1 - self.beta_1)
             / root_1_minus_beta_2
         )
-        epsilon = self.epsilon * correction / root_1_minus_beta_2
+        return rate, self.epsilon * correction / root_1_minus_beta_2
+
+    def _apply(
+        self, parameter, gradient, rate, epsilon, scratch, gradient_sum, squared_gradient_sum
+    ) -> None:
+        """Update the sums and the parameters; ``rate`` and ``epsilon`` may be columns."""
+        gradient_sum *= self.beta_1
+        gradient_sum += gradient
+        np.multiply(gradient, gradient, out=scratch)
+        squared_gradient_sum *= self.beta_2
+        squared_gradient_sum += scratch
         _scaled_update(parameter, gradient_sum, squared_gradient_sum, rate, epsilon, scratch)
 
     def set_state(self, iterations: int, arrays: dict[str, np.ndarray]) -> None:

@@ -129,6 +129,8 @@ class EpochCallback(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
 
+    The best epoch's batch-norm running statistics are kept and restored with its weights.
+
     Parameters
     ----------
     patience : int, default=10
@@ -160,6 +162,7 @@ class EarlyStopping(Callback):
         self.best_value = math.inf
         self.best_epoch = None
         self.best_parameters = None
+        self.best_running_statistics = None
         self.wait = 0
 
     def on_epoch_end(self, trainer: Trainer, record: Record) -> None:
@@ -178,6 +181,7 @@ class EarlyStopping(Callback):
             self.best_value = value
             self.best_epoch = record["epoch"]
             self.best_parameters = trainer.network.parameters.copy()
+            self.best_running_statistics = trainer.network.running_statistics.copy()
             self.wait = 0
             return
         self.wait += 1
@@ -187,6 +191,7 @@ class EarlyStopping(Callback):
     def on_train_end(self, trainer: Trainer) -> None:
         if self.restore_best_weights and self.best_parameters is not None:
             trainer.network.set_parameters(self.best_parameters)
+            trainer.network.set_running_statistics(self.best_running_statistics)
 
 
 class Trainer:

@@ -10,6 +10,7 @@ import optuna
 
 from nncv.exceptions import SearchError
 from nncv.search._arguments import check_run_limits
+from nncv.search._progress import quiet_unless_verbose, run_with_progress
 from nncv.search._result import TuneResult
 from nncv.search._run import prepare
 from nncv.search._storage import StorageSpec
@@ -20,6 +21,7 @@ __all__ = ["tune"]
 logger = logging.getLogger("nncv.search")
 
 
+@quiet_unless_verbose
 def tune(
     X: Any,
     y: Any,
@@ -36,6 +38,9 @@ def tune(
     n_workers: int = 1,
     random_state: int | None = None,
     refit: bool = True,
+    *,
+    progress: bool | None = False,
+    verbose: bool = False,
 ) -> TuneResult:
     """Tune a network by k-fold cross-validation with an Optuna study.
 
@@ -85,6 +90,13 @@ def tune(
         The study seed (folds, fold seeds, sampler). A continued study keeps its own.
     refit : bool, default=True
         Refit the best configuration on all the data (``result.best_estimator``).
+    progress : bool or None, default=False
+        Draw a progress bar on standard error: trials done, pruned and failed, best so
+        far, elapsed time and ETA (worker processes' trials included). None: only when
+        standard error is a terminal (what ``nncv tune`` and the study scripts do).
+    verbose : bool, default=False
+        Let Optuna log its line per trial (INFO). By default a call logs only Optuna's
+        warnings; the caller's Optuna verbosity is restored afterwards either way.
 
     Returns
     -------
@@ -131,7 +143,7 @@ def tune(
         n_workers=n_workers,
         random_state=random_state,
     )
-    interrupted = search.run(n_trials, timeout)
+    interrupted = run_with_progress(search, n_trials, timeout, progress)
     if interrupted:
         finished = sum(t.state.is_finished() for t in search.study.get_trials(deepcopy=False))
         logger.warning(

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from nncv.network import Activation, Dense, Dropout, Network
+from nncv.network import Activation, Dense, Dropout, Network, check_gradients
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.losses import LOSSES
 
@@ -102,7 +102,9 @@ def total_loss(network: Network, inputs, targets, sample_weight=None) -> float:
 
 
 def check_network(network: Network, inputs, targets, sample_weight=None) -> float:
-    """Compare ``compute_gradients`` with finite differences; return the relative error."""
+    """Compare ``compute_gradients`` with finite differences, array by array, with
+    :func:`nncv.network.check_gradients` (``tests/network/test_gradient_check.py`` checks
+    the tool itself); return the worst relative difference."""
     assert_away_from_kinks(network, inputs)
     n_rows = inputs.shape[0]
     if sample_weight is None:
@@ -111,13 +113,19 @@ def check_network(network: Network, inputs, targets, sample_weight=None) -> floa
         scale = (sample_weight / sample_weight.sum())[:, None]
     network.gradients[...] = np.nan  # compute_gradients must overwrite every entry
     network.compute_gradients(inputs, targets, scale, np.random.default_rng(MASK_SEED))
-    analytic = network.gradients.copy()
-    numeric = numeric_gradient(
-        lambda: total_loss(network, inputs, targets, sample_weight), network.parameters
+    assert np.isfinite(network.gradients).all()
+    result = check_gradients(
+        network,
+        inputs,
+        targets,
+        sample_weight=sample_weight,
+        step=STEP,
+        threshold=TOLERANCE,
+        random_state=MASK_SEED,
     )
-    error = relative_error(analytic, numeric)
-    assert error < TOLERANCE, f"relative error {error:.3g}"
-    return error
+    assert result.passed, result
+    assert not any(array.zero for array in result), result  # every array really checked
+    return result.worst
 
 
 def make_network(
