@@ -9,8 +9,10 @@ Each library runs in a fresh child process (so neither inherits the other's work
 pool or heap); this process samples the summed PSS (proportional set size: pages shared
 by several processes — joblib's memory maps — count once in total) of that child and all
 its descendants every 50 ms with psutil. It prints one line of details per run, then one
-JSON line ``{"nncv_over_x": a, "sklearn_over_x": b}``: the peak summed PSS over the size
-of X.
+JSON line ``{"nncv_over_x": a, "sklearn_over_x": b, "tune_over_x": c}``: the peak summed
+PSS over the size of X. ``tune_over_x`` is a one-trial 5-fold ``nncv.tune`` study of the
+same pipeline on the same data (the trial's parameters fixed to the pipeline's, no refit,
+no pruner; one process: the study's folds advance in lockstep in it).
 
 PSS does not see the copy of X that joblib writes to its temporary folder (``/dev/shm``
 on Linux) and maps in the workers only as they read it; ``shm_peak_mb`` in the details
@@ -55,7 +57,7 @@ def run_one(library: str, n_samples: int, n_features: int, n_jobs: int) -> dict:
     X, y = make_data(n_samples, n_features)
     start = time.perf_counter()
     warnings.simplefilter("ignore")  # MLPClassifier's ConvergenceWarning after 2 epochs
-    if library == "nncv":
+    if library in ("nncv", "tune"):
         import nncv
         from nncv.cv import cross_validate
 
@@ -65,8 +67,19 @@ def run_one(library: str, n_samples: int, n_features: int, n_jobs: int) -> dict:
                 ("net", nncv.NNClassifier(hidden_layer_sizes=(100,), batch_size=200, max_epochs=2)),
             ]
         )
-        result = cross_validate(model, X, y, cv=5, n_jobs=n_jobs, random_state=0)
-        scores = result.scores["score"]
+        if library == "nncv":
+            result = cross_validate(model, X, y, cv=5, n_jobs=n_jobs, random_state=0)
+            scores = result.scores["score"]
+        else:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            rate = model.get_params()["net__learning_rate"]
+            space = nncv.SearchSpace(learning_rate=nncv.Categorical([rate]))
+            study = nncv.tune(
+                X, y, model, space, n_trials=1, cv=5, pruner="none", random_state=0, refit=False
+            )
+            scores = study.fold_scores["score"]
     else:
         from sklearn.model_selection import StratifiedKFold, cross_validate
         from sklearn.neural_network import MLPClassifier
@@ -166,12 +179,12 @@ def main() -> None:
     parser.add_argument("--n-features", type=int, default=100)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between samples")
-    parser.add_argument("--child", choices=["nncv", "sklearn"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["nncv", "sklearn", "tune"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_one(args.child, args.n_samples, args.n_features, args.n_jobs)))
         return
-    runs = {library: measure(library, args) for library in ("nncv", "sklearn")}
+    runs = {library: measure(library, args) for library in ("nncv", "sklearn", "tune")}
     for details in runs.values():
         print(json.dumps(details), flush=True)
     print(
@@ -179,6 +192,7 @@ def main() -> None:
             {
                 "nncv_over_x": runs["nncv"]["peak_over_x"],
                 "sklearn_over_x": runs["sklearn"]["peak_over_x"],
+                "tune_over_x": runs["tune"]["peak_over_x"],
             }
         )
     )

@@ -15,13 +15,16 @@ import importlib
 from typing import Any
 
 from nncv import datasets
+from nncv._version import __version__
 from nncv.cv import CVResult, cross_validate
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import (
     ArtifactError,
     ConfigurationError,
+    CVSetupError,
     DivergedError,
     NncvError,
+    ScoringError,
     SearchError,
     StopTraining,
 )
@@ -54,11 +57,10 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY, *_LAZY_MODULES})
 
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ArtifactError",
     "CVResult",
+    "CVSetupError",
     "Categorical",
     "ConfigurationError",
     "DivergedError",
@@ -68,10 +70,12 @@ __all__ = [
     "NNRegressor",
     "NNSearchCV",
     "NncvError",
+    "ScoringError",
     "SearchError",
     "SearchSpace",
     "StopTraining",
     "TuneResult",
+    "__version__",
     "cross_validate",
     "datasets",
     "inspect",

@@ -2,7 +2,7 @@
 
 :class:`StackedFit` is the stacked counterpart of ``k`` generators
 ``estimator._iter_fit(X_f, y_f, w_f, None)`` (``X_f`` an array, a CSR matrix or
-:class:`~nncv.network.training.IndexedRows`, as :meth:`_BaseNN._iter_fit_rows` builds it):
+:class:`~nncv.network.training.IndexedRows`, as the fold engine builds it):
 each estimator validates its data and builds its network and trainer exactly as its own fit
 does (early-stopping split included), then
 :class:`~nncv.network.stacked_training.StackedTrainer` trains the ``k`` trainers together,

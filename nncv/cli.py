@@ -110,7 +110,10 @@ TargetOpt = Annotated[
 ]
 TaskOpt = Annotated[
     str,
-    typer.Option(help="classifier, regressor, or auto (regressor for a continuous target)."),
+    typer.Option(
+        help="classification, regression, or auto (regression for a float target with many "
+        "distinct values: more than 20 and more than 5% of the rows)."
+    ),
 ]
 ScalerOpt = Annotated[
     str, typer.Option(help="Input scaler: standard, minmax, robust, maxabs or none.")
@@ -199,35 +202,31 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def is_regression(y: Any, task: str) -> bool:
-    """Whether ``task`` (or, for ``auto``, the target) calls for a regressor.
-
-    ``auto``: a regressor for a continuous target, and for a float target with more
-    than 20 distinct values even if they are whole numbers (diabetes' disease scores);
-    a classifier otherwise.
-
-    Examples
-    --------
-    >>> is_regression([0.5, 1.5], "auto"), is_regression([0, 1, 1], "auto")
-    (True, False)
-    """
-    if task not in ("auto", "classifier", "regressor"):
-        raise CommandError(f"--task must be auto, classifier or regressor, got {task!r}")
-    if task != "auto":
-        return task == "regressor"
-    from sklearn.utils.multiclass import type_of_target
-
-    if type_of_target(y).startswith("continuous"):
-        return True
-    values = np.asarray(y)
-    return values.dtype.kind == "f" and len(np.unique(values)) > 20
+#: ``--task`` values, with the nncv.pipeline task each names (None: inferred from y).
+TASK_NAMES = {
+    "auto": None,
+    "classification": "classification",
+    "classifier": "classification",
+    "regression": "regression",
+    "regressor": "regression",
+}
 
 
 def build_estimator(y: Any, task: str, scaler: str, params: dict[str, Any]) -> Any:
-    """``nncv.make_pipeline(scaler, **params)``, with parameter names checked first."""
-    from nncv import NNClassifier, NNRegressor, make_pipeline
+    """:func:`nncv.pipeline.default_estimator` for ``--task``, parameter names checked first.
 
-    regressor = is_regression(y, task)
+    ``auto`` lets :func:`nncv.pipeline.infer_task` decide from the target (a regressor for
+    a float target with many distinct values, diabetes' disease scores included).
+    """
+    from nncv import NNClassifier, NNRegressor
+    from nncv.pipeline import default_estimator, infer_task
+
+    if task not in TASK_NAMES:
+        raise CommandError(
+            f"--task must be auto, classification or regression (or classifier, regressor), "
+            f"got {task!r}"
+        )
+    regressor = infer_task(y, TASK_NAMES[task]) == "regression"
     known = sorted((NNRegressor if regressor else NNClassifier)().get_params())
     for name in params:
         if name not in known:
@@ -236,7 +235,22 @@ def build_estimator(y: Any, task: str, scaler: str, params: dict[str, Any]) -> A
             raise CommandError(
                 f"unknown network parameter {name!r}; {suggestion}known: {', '.join(known)}"
             )
-    return make_pipeline(None if scaler == "none" else scaler, regressor=regressor, **params)
+    task_name = "regression" if regressor else "classification"
+    return default_estimator(y, task_name, None if scaler == "none" else scaler, **params)
+
+
+def describe_choice(estimator: Any, scoring: list[str] | None) -> str:
+    """``"NNRegressor, score = r2"``: the estimator built and the metric it is scored by."""
+    from sklearn.base import is_regressor
+
+    from nncv.cv.fold import final_step
+
+    final = final_step(estimator)
+    if scoring:
+        metric = ", ".join(scoring)
+    else:
+        metric = "r2" if is_regressor(final) else "accuracy"
+    return f"{type(final).__name__}, score = {metric}"
 
 
 def _scoring(names: list[str] | None) -> Any:
@@ -325,6 +339,7 @@ def cv_command(
 
     X, y = load_data(data, target)
     estimator = build_estimator(y, task, scaler, parse_params(param))
+    typer.echo(describe_choice(estimator, scoring))
     result = cross_validate(
         estimator, X, y, cv=cv, scoring=_scoring(scoring), n_jobs=n_jobs, random_state=seed
     )
@@ -341,6 +356,10 @@ def cv_command(
 # ---------------------------------------------------------------- tune, worker
 
 
+#: CLI option names that differ from the search settings' fields (nncv.search.SearchSettings).
+_SETTING_NAMES = {"trials": "n_trials", "workers": "n_workers", "seed": "random_state"}
+
+
 def _tune(
     *,
     data: str,
@@ -349,47 +368,39 @@ def _tune(
     scaler: str,
     param: list[str] | None,
     space: Path | None,
-    trials: int,
-    timeout: float | None,
-    cv: int,
     scoring: list[str] | None,
-    pruner: str,
-    storage: str | None,
-    study_name: str | None,
-    workers: int,
-    seed: int | None,
     refit: bool,
     quiet: bool = False,
     verbose: bool = False,
+    **options: Any,
 ) -> Any:
+    """``nncv.tune`` on the data, with the CLI's options as search settings.
+
+    ``options`` are the command's other options, named as the CLI names them (``trials``,
+    ``workers``, ``seed``) or as the settings do; each reaches ``tune`` under its
+    setting's name, so a new setting is one field and one option.
+    """
     import nncv
 
     X, y = load_data(data, target)
     if space is not None and not space.exists():
         raise CommandError(f"no such search space file: {space}")
     estimator = build_estimator(y, task, scaler, parse_params(param))
-    if storage is not None and study_name is None:
-        study_name = Path(data).stem  # a rerun on the same storage continues the study
-    options: dict[str, Any] = {}
+    typer.echo(describe_choice(estimator, scoring))
+    if options.get("storage") is not None and options.get("study_name") is None:
+        options["study_name"] = Path(data).stem  # a rerun on the same storage continues it
+    settings = {_SETTING_NAMES.get(name, name): value for name, value in options.items()}
     if scoring:
-        options["scoring"] = _scoring(scoring)
+        settings["scoring"] = _scoring(scoring)
     return nncv.tune(
         X,
         y,
         estimator=estimator,
         space=None if space is None else str(space),
-        n_trials=trials,
-        timeout=timeout,
-        cv=cv,
-        pruner=pruner,
-        storage=storage,
-        study_name=study_name,
-        n_workers=workers,
-        random_state=seed,
         refit=refit,
         progress=False if quiet else None,  # a bar when standard error is a terminal
         verbose=verbose,
-        **options,
+        **settings,
     )
 
 
@@ -399,6 +410,7 @@ SpaceOpt = Annotated[
 TrialsOpt = Annotated[int, typer.Option("--trials", "-n", min=1, help="Number of trials.")]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Stop starting trials after seconds.")]
 PrunerOpt = Annotated[str, typer.Option(help="Optuna pruner: median, hyperband, … or none.")]
+SamplerOpt = Annotated[str, typer.Option(help="Optuna sampler: tpe, random or qmc.")]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn off a terminal).")
 ]
@@ -421,6 +433,7 @@ def tune_command(
     cv: CvOpt = 5,
     scoring: ScoringOpt = None,
     pruner: PrunerOpt = "median",
+    sampler: SamplerOpt = "tpe",
     storage: StorageOpt = None,
     study_name: StudyOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the storage.")] = 1,
@@ -440,28 +453,10 @@ def tune_command(
     so far, the elapsed time and an ETA (`--quiet` hides it; `--verbose` adds Optuna's
     line per trial).
     """
+    options = {name: value for name, value in locals().items() if name not in ("out", "trials_out")}
     import nncv
 
-    result = _tune(
-        data=data,
-        target=target,
-        task=task,
-        scaler=scaler,
-        param=param,
-        space=space,
-        trials=trials,
-        timeout=timeout,
-        cv=cv,
-        scoring=scoring,
-        pruner=pruner,
-        storage=storage,
-        study_name=study_name,
-        workers=workers,
-        seed=seed,
-        refit=out is not None,
-        quiet=quiet,
-        verbose=verbose,
-    )
+    result = _tune(**options, refit=out is not None)
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")
     typer.echo("best parameters: " + json.dumps(result.best_params, default=str, sort_keys=True))
@@ -470,6 +465,22 @@ def tune_command(
     if out is not None:
         nncv.save(result.best_estimator, out)
         typer.echo(f"best model saved to {out}")
+
+
+def _require_study(storage: str, study_name: str) -> None:
+    """Refuse a study that is not in the storage, naming those that are."""
+    from nncv.search._storage import describe_storage, study_names
+
+    names = study_names(storage)
+    if study_name in names:
+        return
+    close = difflib.get_close_matches(study_name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(repr(name) for name in names) if names else "none"
+    raise CommandError(
+        f"no study {study_name!r} in {describe_storage(storage)}{hint}; studies there: "
+        f"{listed}. Create it with `nncv tune` (or pass --create to the worker)"
+    )
 
 
 @app.command("worker")
@@ -488,31 +499,25 @@ def worker_command(
     cv: CvOpt = 5,
     scoring: ScoringOpt = None,
     pruner: PrunerOpt = "median",
+    sampler: SamplerOpt = "tpe",
     seed: SeedOpt = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create", help="Create the study if it does not exist (workers started together)."
+        ),
+    ] = False,
 ) -> None:
     """Join an existing study and run trials on it (start one per machine or core).
 
     Give the same data and options as the ``tune`` that created the study: the study
-    checks its data fingerprint, space and folds, and refuses a mismatch.
+    checks its data fingerprint, space and folds, and refuses a mismatch. A study that
+    does not exist is refused (with the names of those that do) unless ``--create``.
     """
-    result = _tune(
-        data=data,
-        target=target,
-        task=task,
-        scaler=scaler,
-        param=param,
-        space=space,
-        trials=trials,
-        timeout=timeout,
-        cv=cv,
-        scoring=scoring,
-        pruner=pruner,
-        storage=storage,
-        study_name=study_name,
-        workers=1,
-        seed=seed,
-        refit=False,
-    )
+    if not create:
+        _require_study(storage, study_name)
+    options = {name: value for name, value in locals().items() if name != "create"}
+    result = _tune(**options, workers=1, refit=False)
     finished = sum(t.state.name == "COMPLETE" for t in result.study.trials)
     typer.echo(
         f"study {study_name!r}: {finished} complete trials, best CV score {result.best_score:.4f}"

@@ -47,14 +47,15 @@ from nncv.exceptions import NncvError
 from nncv.network import EarlyStopping, Network, Trainer, metrics
 from nncv.network.activations import ACTIVATIONS
 from nncv.network.initializers import INITIALIZERS
-from nncv.network.model import BATCH_NORM_MOMENTUM
-from nncv.network.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
+from nncv.network.model import BATCH_NORM_MOMENTUM, PREDICT_CHUNK_ROWS
+from nncv.network.optimizers import OPTIMIZERS
+from nncv.network.registry import build, required_settings
 from nncv.network.schedules import SCHEDULES, make_schedule
-from nncv.network.training import IndexedRows
+from nncv.network.training import RECORD_KEYS, IndexedRows
 
 __all__ = ["NNClassifier", "NNRegressor"]
 
-HISTORY_COLUMNS = ("epoch", "loss", "data_loss", "val_loss", "val_score", "learning_rate")
+HISTORY_COLUMNS = RECORD_KEYS
 #: Rows per block when :class:`IndexedRows` inputs are validated.
 VALIDATION_BLOCK_ROWS = 4096
 _PER_LAYER_PARAMS = ("l1", "l2", "bias_l1", "bias_l2")
@@ -98,11 +99,11 @@ class _BaseNN(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "activation": [StrOptions(ACTIVATIONS.keys())],
+        "optimizer": [StrOptions(OPTIMIZERS.keys())],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "decay": [Interval(Real, 0, None, closed="left")],
-        "schedule": [StrOptions(set(SCHEDULES))],
+        "schedule": [StrOptions(SCHEDULES.keys())],
         "final_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "nesterov": ["boolean"],
@@ -118,7 +119,7 @@ class _BaseNN(BaseEstimator):
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "init": [StrOptions(set(INITIALIZERS))],
+        "init": [StrOptions(INITIALIZERS.keys())],
         "dtype": [StrOptions({"float32", "float64"})],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
@@ -254,7 +255,8 @@ class _BaseNN(BaseEstimator):
                     f"({len(sizes)}); got {self.batch_norm!r}."
                 )
             per_layer["batch_norm"] = tuple(bool(f) for f in flags)
-        if self.schedule != "inverse_time" and self.final_learning_rate is None:
+        needs = required_settings(SCHEDULES[self.schedule])
+        if "final_learning_rate" in needs and self.final_learning_rate is None:
             raise InvalidParameterError(
                 f"The 'final_learning_rate' parameter must be set when schedule={self.schedule!r}."
             )
@@ -326,9 +328,10 @@ class _BaseNN(BaseEstimator):
         self._trainer = self._make_trainer(network, rng)
 
     def _make_optimizer(self):
-        if self.optimizer == "sgd":
-            return SGD(momentum=self.momentum, nesterov=self.nesterov)
-        return {"adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}[self.optimizer]()
+        """The optimizer :data:`OPTIMIZERS` names, given the settings it takes (momentum…)."""
+        return build(
+            OPTIMIZERS, "optimizer", self.optimizer, momentum=self.momentum, nesterov=self.nesterov
+        )
 
     def _make_trainer(self, network: Network, rng: np.random.Generator) -> Trainer:
         schedule = make_schedule(
@@ -413,18 +416,26 @@ class _BaseNN(BaseEstimator):
         return X, Y, sample_weight, validation
 
     def iter_fit(
-        self, X, y, sample_weight=None, *, validation_data=None
+        self, X, y, sample_weight=None, *, validation_data=None, callbacks=()
     ) -> Iterator[dict[str, Any]]:
         """Fit epoch by epoch, yielding each epoch's record.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, IndexedRows} of shape (n_samples, n_features)
+            An :class:`~nncv.network.training.IndexedRows` (some rows of a larger or
+            memory-mapped array, read by index) trains on ``transform(X[rows])`` bit for
+            bit without holding those rows whole: they are validated a block at a time and
+            read a few mini-batches at a time.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), optional
             Per-sample weights; a zero weight removes the row from the loss.
         validation_data : tuple ``(X_val, y_val)`` or ``(X_val, y_val, w_val)``, optional
             Data scored after each epoch; replaces the ``validation_fraction`` split.
+        callbacks : sequence of :class:`~nncv.network.training.Callback`, optional
+            Called by the trainer after each epoch, before early stopping (an
+            :class:`~nncv.network.training.EpochCallback` wraps a plain function); one
+            that raises :class:`~nncv.StopTraining` ends training after that epoch.
 
         Yields
         ------
@@ -445,31 +456,11 @@ class _BaseNN(BaseEstimator):
         >>> [r["epoch"] for r in net.iter_fit(X, y)]
         [1, 2, 3, 4, 5]
         """
-        return self._iter_fit(X, y, sample_weight, validation_data)
+        return self._iter_fit(X, y, sample_weight, validation_data, callbacks)
 
-    def _iter_fit_rows(
-        self,
-        X: np.ndarray,
-        rows: np.ndarray,
-        y,
-        sample_weight=None,
-        *,
-        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    def _iter_fit(
+        self, X, y, sample_weight, validation_data, callbacks=()
     ) -> Iterator[dict[str, Any]]:
-        """:meth:`iter_fit` on ``transform(X[rows])``, never holding those rows whole.
-
-        Private entry point of :func:`nncv.cross_validate`: ``X`` is the whole data (a
-        C-contiguous float array, typically joblib's read-only memory map), ``rows`` the
-        fold's training rows, ``y`` and ``sample_weight`` those rows' values already, and
-        ``transform`` the fold's fitted row-wise scalers (see :class:`IndexedRows`). The
-        rows are validated block by block, and read and transformed a few mini-batches
-        at a time while training; the result is bitwise that of
-        ``iter_fit(transform(X[rows]), y, sample_weight)``, early-stopping split included.
-        """
-        inputs = IndexedRows(X, np.asarray(rows, dtype=np.intp), transform, np.dtype(self.dtype))
-        return self._iter_fit(inputs, y, sample_weight, None)
-
-    def _iter_fit(self, X, y, sample_weight, validation_data) -> Iterator[dict[str, Any]]:
         """The body of :meth:`iter_fit`; ``X`` may be :class:`IndexedRows`."""
         self._validate_params()
         keep = self.warm_start and hasattr(self, "network_")
@@ -479,7 +470,7 @@ class _BaseNN(BaseEstimator):
         stopper = None
         if self.early_stopping and validation is not None:
             stopper = EarlyStopping(patience=self.patience, monitor="val_loss")
-        self._trainer.callbacks = [stopper] if stopper else []
+        self._trainer.callbacks = [*callbacks, *([stopper] if stopper else [])]
         first_epoch = self._trainer.epochs_done
         epochs = self._trainer.iter_epochs(
             X, Y, n_epochs=self.max_epochs, sample_weight=sample_weight, validation_data=validation
@@ -503,7 +494,7 @@ class _BaseNN(BaseEstimator):
         self._finish_fit(stopper, first_epoch)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, callbacks=()):
         """Fit the network to ``X`` and ``y``.
 
         Parameters
@@ -514,12 +505,14 @@ class _BaseNN(BaseEstimator):
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights, non-negative (a negative weight is refused).
+        callbacks : sequence of :class:`~nncv.network.training.Callback`, optional
+            Epoch callbacks for the trainer (see :meth:`iter_fit`).
 
         Returns
         -------
         self
         """
-        for _ in self.iter_fit(X, y, sample_weight):
+        for _ in self.iter_fit(X, y, sample_weight, callbacks=callbacks):
             pass
         return self
 
@@ -546,6 +539,9 @@ class _BaseNN(BaseEstimator):
         # (they travel back from joblib workers and into artifacts).
         self.network_.release_buffers()
         self._trainer.release_buffers()
+        # The callbacks were for this fit; dropping them also breaks the reference cycle a
+        # callback holding this estimator would make (freed at once, not at the next gc).
+        self._trainer.callbacks = []
         frame = pd.DataFrame(self._trainer.history, columns=list(HISTORY_COLUMNS))
         self.history_ = frame
         self.n_iter_ = int(frame["epoch"].iloc[-1]) if len(frame) else 0
@@ -643,10 +639,26 @@ class _BaseNN(BaseEstimator):
     # ----------------------------------------------------------- inference
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "network_")
-        X = self._validate_input(X, reset=False)
-        with np.errstate(over="ignore", invalid="ignore"):
-            outputs = self.network_.predict(X)
+        if isinstance(X, IndexedRows):
+            outputs = self._forward_rows(X)
+        else:
+            X = self._validate_input(X, reset=False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                outputs = self.network_.predict(X)
         check_finite_outputs(outputs, "the network's outputs")
+        return outputs
+
+    def _forward_rows(self, X: IndexedRows) -> np.ndarray:
+        """Outputs for rows read by index, a prediction chunk at a time: the rows are never
+        held whole, and the numbers equal those of ``predict`` on the transformed rows (the
+        network predicts in the same chunks)."""
+        outputs = np.empty((len(X), self.network_.n_outputs), dtype=self.network_.dtype)
+        for start, block in zip(
+            range(0, len(X), PREDICT_CHUNK_ROWS), X.blocks(PREDICT_CHUNK_ROWS), strict=False
+        ):
+            block = self._validate_input(block, reset=False)
+            with np.errstate(over="ignore", invalid="ignore"):
+                outputs[start : start + len(block)] = self.network_.predict(block)
         return outputs
 
     def __sklearn_tags__(self):
@@ -1005,7 +1017,10 @@ class NNClassifier(ClassifierMixin, _BaseNN):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, IndexedRows} of shape (n_samples, n_features)
+            An :class:`~nncv.network.training.IndexedRows` (rows of a larger or memory-mapped
+            array, transformed as they are read) is predicted a chunk at a time, with the
+            numbers of the transformed rows; so are :meth:`predict` and :meth:`score`.
 
         Returns
         -------

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "CVSetupError",
     "ConfigurationError",
     "DivergedError",
     "NncvError",
+    "ScoringError",
     "SearchError",
     "StopTraining",
     "TableError",
@@ -30,7 +32,20 @@ class ArtifactError(NncvError, ValueError):
 
 
 class SearchError(NncvError, ValueError):
-    """A search space, study or storage is inconsistent with the request."""
+    """A search or cross-validation request is inconsistent: space, study, storage, data.
+
+    The cross-validation engine that the search stands on raises its subclasses
+    :class:`CVSetupError` and :class:`ScoringError` for the same mistakes whether they reach
+    it through :func:`nncv.cross_validate` or through :func:`nncv.tune`.
+    """
+
+
+class CVSetupError(SearchError):
+    """The data, the splitter or the weights given to a cross-validation do not fit."""
+
+
+class ScoringError(SearchError):
+    """The ``scoring`` argument names no scikit-learn scorer or has the wrong type."""
 
 
 class TableError(NncvError, ValueError):

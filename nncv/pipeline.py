@@ -1,20 +1,29 @@
-"""``make_pipeline``: a scaler and an nncv estimator in one scikit-learn ``Pipeline``."""
+"""``make_pipeline``: a scaler and an nncv estimator in one scikit-learn ``Pipeline``.
+
+Also the one policy for what a target calls for (:func:`infer_task`) and the default
+estimator that :func:`nncv.tune`, :class:`nncv.NNSearchCV` and the CLI build from it
+(:func:`default_estimator`).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+import pandas as pd
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 from nncv.estimators import NNClassifier, NNRegressor
+from nncv.scalers import SCALERS
 
-__all__ = ["SCALERS", "make_pipeline"]
+__all__ = ["SCALERS", "TASKS", "default_estimator", "infer_task", "make_pipeline"]
 
-SCALERS = {
-    "standard": StandardScaler,
-    "minmax": MinMaxScaler,
-    "robust": RobustScaler,
-    "maxabs": MaxAbsScaler,
-}
+#: The tasks :func:`infer_task` tells apart.
+TASKS = ("classification", "regression")
+#: A float target is a regression target when it takes more distinct values than this…
+MIN_DISTINCT_FOR_REGRESSION = 20
+#: …and than this share of its rows.
+MIN_DISTINCT_SHARE_FOR_REGRESSION = 0.05
 
 
 def make_pipeline(
@@ -28,7 +37,8 @@ def make_pipeline(
     Parameters
     ----------
     scaler : {"standard", "minmax", "robust", "maxabs"} or None, default="standard"
-        Input scaling; None puts ``"passthrough"`` in the ``scale`` step.
+        Input scaling, a name of :data:`nncv.scalers.SCALERS`; None puts ``"passthrough"``
+        in the ``scale`` step.
     regressor : bool, default=False
         Use :class:`~nncv.NNRegressor` instead of :class:`~nncv.NNClassifier`.
     **params
@@ -48,5 +58,59 @@ def make_pipeline(
     if scaler is not None and scaler not in SCALERS:
         raise ValueError(f"unknown scaler {scaler!r}; choose one of {sorted(SCALERS)} or None")
     estimator = (NNRegressor if regressor else NNClassifier)(**params)
-    scale = "passthrough" if scaler is None else SCALERS[scaler]()
+    scale = "passthrough" if scaler is None else SCALERS[scaler].cls()
     return Pipeline([("scale", scale), ("net", estimator)])
+
+
+def infer_task(y: Any, task: str | None = None) -> str:
+    """``"classification"`` or ``"regression"``: what ``y`` calls for (or ``task`` says).
+
+    Integer, bool, string or categorical targets are classes. A float target whose values
+    are not all whole numbers is a regression target; a whole-numbered float target is
+    one when it takes many distinct values — more than 20 and more than 5 % of the rows
+    (diabetes: 214 of 442) — and classes otherwise (labels 0.0 … 9.0 are classes).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    task : {"classification", "regression"} or None
+        Overrides the inference.
+
+    Examples
+    --------
+    >>> infer_task([0.0, 1.0, 2.0]), infer_task([0.5, 1.5]), infer_task([1, 2], "regression")
+    ('classification', 'regression', 'regression')
+    """
+    if task is not None:
+        if task not in TASKS:
+            raise ValueError(f"task must be 'classification', 'regression' or None, got {task!r}")
+        return task
+    if isinstance(y, pd.Series | pd.DataFrame):
+        dtypes = [y.dtype] if isinstance(y, pd.Series) else list(y.dtypes)
+        if any(isinstance(dtype, pd.CategoricalDtype) for dtype in dtypes):
+            return "classification"
+    values = np.asarray(y)
+    if values.dtype.kind != "f":
+        return "classification"  # integers, bools, strings, objects
+    finite = values[np.isfinite(values)] if values.size else values
+    if not np.all(finite == np.round(finite)):
+        return "regression"
+    distinct = len(np.unique(finite))
+    many = distinct > max(
+        MIN_DISTINCT_FOR_REGRESSION, MIN_DISTINCT_SHARE_FOR_REGRESSION * len(values)
+    )
+    return "regression" if many else "classification"
+
+
+def default_estimator(
+    y: Any, task: str | None = None, scaler: str | None = "standard", **params: Any
+) -> Pipeline:
+    """A scaler and an NNClassifier or NNRegressor, as :func:`infer_task` decides for ``y``.
+
+    Examples
+    --------
+    >>> type(default_estimator([0.5, 1.5, 2.5])[-1]).__name__
+    'NNRegressor'
+    """
+    regressor = infer_task(y, task) == "regression"
+    return make_pipeline(scaler, regressor=regressor, **params)

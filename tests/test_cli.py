@@ -60,7 +60,8 @@ def test_cv_prints_fold_scores_and_writes_curves(tmp_path):
         scores,
     )
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    choice, *lines = result.output.splitlines()
+    assert choice == "NNClassifier, score = accuracy, f1_macro"
     assert lines[0].split() == ["fold", "accuracy", "f1_macro", "fit_time", "score_time"]
     assert [line.split()[0] for line in lines[1:6]] == ["0", "1", "2", "mean", "std"]
     written = pd.read_csv(curves)
@@ -90,7 +91,8 @@ def test_cv_reads_a_csv_with_its_target_column(cancer_csv):
 def test_cv_picks_a_regressor_for_a_continuous_target():
     result = invoke("cv", "diabetes", "--cv", 2, "-p", "max_epochs=2", "-s", "r2")
     assert result.exit_code == 0, result.output
-    assert "r2" in result.output.splitlines()[0]
+    assert result.output.splitlines()[0] == "NNRegressor, score = r2"
+    assert "score" in result.output.splitlines()[1]
 
 
 @pytest.mark.parametrize(
@@ -418,7 +420,7 @@ def test_python_dash_m_runs_the_cli_in_a_fresh_process():
         timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.splitlines()[0].split()[:2] == ["fold", "score"]
+    assert completed.stdout.splitlines()[1].split()[:2] == ["fold", "score"]
 
 
 @pytest.mark.skipif(shutil.which("nncv") is None, reason="console script not installed")

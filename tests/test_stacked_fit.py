@@ -31,7 +31,10 @@ def _fit_alone(make, X, y, folds, weights=None):
         scaler = StandardScaler().fit(X[rows])
         estimator = make(index)
         w = None if weights is None else weights[rows]
-        for _ in estimator._iter_fit_rows(X, rows, y[rows], w, transform=scaler.transform):
+        source = IndexedRows(
+            X, np.asarray(rows, dtype=np.intp), scaler.transform, np.dtype(estimator.dtype)
+        )
+        for _ in estimator.iter_fit(source, y[rows], w):
             pass
         estimators.append(estimator)
     return estimators

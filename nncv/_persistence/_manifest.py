@@ -44,7 +44,7 @@ _NPY_DTYPES = frozenset(np.dtype(name).str for name in NUMERIC_DTYPES)
 
 def versions() -> dict[str, str]:
     """Versions of the libraries that wrote the artifact."""
-    from nncv import __version__
+    from nncv._version import __version__
 
     return {
         "nncv": __version__,

@@ -22,19 +22,13 @@ import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (
-    FunctionTransformer,
-    MaxAbsScaler,
-    MinMaxScaler,
-    OneHotEncoder,
-    RobustScaler,
-    StandardScaler,
-)
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from nncv._persistence._values import ValueDecoder, ValueEncoder, check_key
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import ArtifactError, NncvError
+from nncv.scalers import SCALERS
 
 __all__ = ["TYPES", "check_saveable", "decode_node", "encode_node", "summarise"]
 
@@ -43,11 +37,9 @@ SKLEARN_TYPES: dict[str, type] = {
     "sklearn.compose.ColumnTransformer": ColumnTransformer,
     "sklearn.pipeline.Pipeline": Pipeline,
     "sklearn.preprocessing.FunctionTransformer": FunctionTransformer,
-    "sklearn.preprocessing.MaxAbsScaler": MaxAbsScaler,
-    "sklearn.preprocessing.MinMaxScaler": MinMaxScaler,
     "sklearn.preprocessing.OneHotEncoder": OneHotEncoder,
-    "sklearn.preprocessing.RobustScaler": RobustScaler,
-    "sklearn.preprocessing.StandardScaler": StandardScaler,
+    # the savable scalers of the scaler registry
+    **{entry.saved_as: entry.cls for entry in SCALERS.values() if entry.saved_as},
 }
 TYPES: dict[str, type] = {**NNCV_TYPES, **SKLEARN_TYPES}
 _NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}

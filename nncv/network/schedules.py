@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nncv.exceptions import ConfigurationError
+from nncv.network.registry import build
 
 __all__ = ["SCHEDULES", "ExponentialDecay", "InverseTimeDecay", "LinearDecay", "make_schedule"]
 
@@ -67,11 +67,17 @@ def make_schedule(
     final_learning_rate: float | None = None,
     n_epochs: int = 1,
 ):
-    """Build a schedule from its public name and the estimator's parameters."""
-    if name == "inverse_time":
-        return InverseTimeDecay(learning_rate, decay)
-    if name not in SCHEDULES:
-        raise ConfigurationError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
-    if final_learning_rate is None:
-        raise ConfigurationError(f"schedule {name!r} needs final_learning_rate")
-    return SCHEDULES[name](learning_rate, final_learning_rate, n_epochs)
+    """Build the schedule :data:`SCHEDULES` names, from the estimator's parameters.
+
+    Each schedule takes those of ``learning_rate``, ``decay``, ``final_learning_rate`` and
+    ``n_epochs`` its constructor names; one it requires but is not given is an error.
+    """
+    return build(
+        SCHEDULES,
+        "schedule",
+        name,
+        learning_rate=learning_rate,
+        decay=decay,
+        final_learning_rate=final_learning_rate,
+        n_epochs=n_epochs,
+    )

@@ -21,9 +21,27 @@ from nncv.exceptions import ConfigurationError, DivergedError, StopTraining
 from nncv.network.losses import mean_loss
 from nncv.network.model import Network
 
-__all__ = ["GATHER_BYTES", "Callback", "EarlyStopping", "EpochCallback", "IndexedRows", "Trainer"]
+__all__ = [
+    "EARLY_STOPPING_KEYS",
+    "GATHER_BYTES",
+    "RECORD_KEYS",
+    "Callback",
+    "EarlyStopping",
+    "EpochCallback",
+    "IndexedRows",
+    "Trainer",
+]
 
 Record = dict[str, Any]
+
+#: The keys of every epoch record, in this order: the one definition that the estimators'
+#: ``history_``, cross-validation curves and study histories follow. ``val_loss`` and
+#: ``val_score`` are NaN without validation data.
+RECORD_KEYS = ("epoch", "loss", "data_loss", "val_loss", "val_score", "learning_rate")
+#: Added to a cross-validation fold's record when its network also has its own validation
+#: split (``early_stopping=True``): that split's values, while ``val_loss``/``val_score``
+#: are measured on the fold's held-out rows.
+EARLY_STOPPING_KEYS = ("early_stopping_val_loss", "early_stopping_val_score")
 
 #: About how many bytes of :class:`IndexedRows` are read and transformed at once in training
 #: (a whole number of batches, at least one).
@@ -423,14 +441,20 @@ class Trainer:
                         "lower the learning rate or add decay"
                     )
                 self._check_parameters(learning_rate)
-                record: Record = {
-                    "epoch": self.epochs_done,
-                    "loss": data_loss + regularisation,
-                    "data_loss": data_loss,
-                    "val_loss": math.nan,
-                    "val_score": math.nan,
-                    "learning_rate": learning_rate,
-                }
+                record: Record = dict(
+                    zip(
+                        RECORD_KEYS,
+                        (
+                            self.epochs_done,
+                            data_loss + regularisation,
+                            data_loss,
+                            math.nan,
+                            math.nan,
+                            learning_rate,
+                        ),
+                        strict=True,
+                    )
+                )
                 if validation_inputs is not None:
                     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                         record["val_loss"], record["val_score"] = self.evaluate(

@@ -45,7 +45,6 @@ def check_search_arguments(
     sampler: Any,
 ) -> None:
     """The arguments of :func:`~nncv.search._run.prepare` that need no data to check."""
-    import optuna
 
     if not _is_int(n_workers) or n_workers < 1:
         raise SearchError(f"n_workers must be a positive integer, got {n_workers!r}")
@@ -67,10 +66,9 @@ def check_search_arguments(
             f"cv must be an int >= 2, a cross-validation splitter or (train, test) pairs; "
             f"got {cv!r}"
         )
-    if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler):
-        raise SearchError(
-            f"sampler must be an optuna sampler or None, got {type(sampler).__name__}"
-        )
+    from nncv.search._components import check_sampler
+
+    check_sampler(sampler)  # a name of SAMPLERS, an optuna sampler or None
 
 
 def check_sample_weight_values(sample_weight: Any) -> None:

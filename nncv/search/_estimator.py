@@ -6,41 +6,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.pipeline import Pipeline
 
+from nncv.cv.fold import pipeline_steps
 from nncv.exceptions import SearchError
 from nncv.search.space import HIDDEN_LAYER_SIZES, SearchSpace, did_you_mean
 
-__all__ = [
-    "default_estimator",
-    "hidden_depth",
-    "network_prefix",
-    "resolve_space_names",
-    "route_fit_params",
-    "slice_rows",
-]
-
-
-def default_estimator(y: Any, classifier: bool | None = None) -> Pipeline:
-    """Standard scaler + NNClassifier, or + NNRegressor when ``y`` is continuous."""
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.utils.multiclass import type_of_target
-
-    from nncv.estimators import NNClassifier, NNRegressor
-
-    if classifier is None:
-        classifier = not type_of_target(y).startswith("continuous")
-    network = NNClassifier() if classifier else NNRegressor()
-    return Pipeline([("scale", StandardScaler()), ("net", network)])
+__all__ = ["hidden_depth", "network_prefix", "resolve_space_names", "route_fit_params"]
 
 
 def network_prefix(estimator: Any) -> tuple[str, Any]:
-    """Return ``(prefix, network)``: ``("net__", step)`` for a Pipeline, ``("", est)`` bare."""
-    if isinstance(estimator, Pipeline):
-        name, network = estimator.steps[-1]
-        prefix = f"{name}__"
-    else:
-        prefix, network = "", estimator
+    """Return ``(prefix, network)``: ``("net__", step)`` for a Pipeline, ``("", est)`` bare.
+
+    A Pipeline ending in a Pipeline gives the innermost last step (``"inner__net__"``).
+    """
+    _, (path, network) = pipeline_steps(estimator)
+    prefix = f"{path}__" if path else ""
     if not hasattr(network, "iter_fit"):
         raise SearchError(
             f"the estimator to tune must be an nncv estimator (NNClassifier/NNRegressor) or a "
@@ -91,14 +71,15 @@ def route_fit_params(
     ``<step>__<param>`` to that pipeline step's ``fit``.
     """
     prefix, _ = network_prefix(estimator)
+    steps = [path for path, _ in pipeline_steps(estimator)[0]]
     network: dict[str, Any] = {}
     preprocessing: dict[str, Any] = {}
     for key, value in fit_params.items():
         if prefix and key.startswith(prefix):
             network[key[len(prefix) :]] = value
         elif prefix and "__" in key:
-            step = key.split("__", 1)[0]
-            if step not in dict(estimator.steps):
+            path = key.rsplit("__", 1)[0]
+            if path not in steps:
                 raise SearchError(f"fit parameter {key!r} names no pipeline step")
             preprocessing[key] = value
         else:
@@ -109,16 +90,3 @@ def route_fit_params(
             f"unsupported fit parameters {unknown} for the network: it accepts sample_weight only"
         )
     return network, preprocessing
-
-
-def slice_rows(value: Any, indices: np.ndarray, n_samples: int) -> Any:
-    """Rows ``indices`` of an array-like with one row per sample; anything else unchanged."""
-    if value is None or np.isscalar(value) or not hasattr(value, "__len__"):
-        return value
-    if len(value) != n_samples:
-        return value
-    if hasattr(value, "iloc"):
-        return value.iloc[indices]
-    if hasattr(value, "tocsr"):
-        return value.tocsr()[indices]
-    return np.asarray(value)[indices]

@@ -1,16 +1,19 @@
 """The k-fold objective: every fold of a trial trains in lockstep, the pruner sees them all.
 
-For each trial the estimator is cloned once per fold, the suggested parameters and the
-fold's seed are set, the preprocessing steps are fitted on the training fold only, and
-each fold's network is driven by its ``iter_fit`` generator. The held-out fold is scored
-after every epoch but never decides anything inside the fold: a network with
+A trial is a :class:`~nncv.cv.fold.FoldGroup` of the cross-validation engine: one
+:class:`~nncv.cv.fold.Fold` per split, each a clone of the estimator with the suggested
+parameters and the fold's seed (``derive_seed(study_seed, trial, fold)`` for the network's
+``random_state``, and for every other ``random_state`` left at ``None``), its
+preprocessing fitted on the training rows only, trained straight from ``X``'s rows where
+the steps allow, exactly as :func:`nncv.cross_validate` trains it. The held-out fold is
+scored after every epoch but never decides anything inside the fold: a network with
 ``early_stopping=True`` stops on its own ``validation_fraction`` split of the training
-rows, exactly as ``fit`` would, so each fold's score is that of a plain fit (as in
-``cross_val_score``), not the best of its held-out curve. Every round advances each
-unfinished fold by ``epochs_per_report`` epochs, reports the mean validation score over
-the folds (a finished fold counts with its final score) to the trial and asks the
-pruner; a pruned trial stops all its folds at once. What the trial leaves on the study
-(as trial user attributes):
+rows, exactly as ``fit`` would, so each fold's score is that of a plain fit. Every round
+advances each unfinished fold by ``epochs_per_report`` epochs, reports the mean
+validation score over the folds (a finished fold counts with its final score) to the
+trial at the epoch reached (one report per epoch with ``epochs_per_report=1``) and asks
+the pruner; a pruned trial stops all its folds at once. What the trial leaves on the
+study (as trial user attributes):
 
 * ``nncv_params`` — the estimator-level parameters it tried;
 * ``nncv_history`` — fold × epoch records (loss, val_loss, val_score on the held-out fold,
@@ -26,30 +29,24 @@ pruner; a pruned trial stops all its folds at once. What the trial leaves on the
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import optuna
-from sklearn.base import clone
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import _num_samples
 
-from nncv._held_out import HeldOut, network_evaluator, with_held_out_scores
+from nncv.cv.fold import Fold, FoldGroup
+from nncv.cv.splits import derive_seed
 from nncv.exceptions import DivergedError
-from nncv.search._estimator import network_prefix, slice_rows
-from nncv.search._scoring import Scorer, score
-from nncv.search._study import Split, fold_seed, splits_digest
+from nncv.network.training import EARLY_STOPPING_KEYS, RECORD_KEYS
+from nncv.search._estimator import network_prefix
+from nncv.search._study import Split, splits_digest
 from nncv.search.space import SearchSpace
 
-__all__ = ["EARLY_STOPPING_KEYS", "HISTORY_KEYS", "FoldObjective", "peak_epoch"]
+__all__ = ["HISTORY_KEYS", "FoldObjective", "peak_epoch"]
 
-#: Per-epoch values kept from ``iter_fit`` records, in this order.
-HISTORY_KEYS = ("loss", "data_loss", "val_loss", "val_score", "learning_rate")
-#: Kept as well when the network stops early: its own validation split's values.
-EARLY_STOPPING_KEYS = ("early_stopping_val_loss", "early_stopping_val_score")
+#: Per-epoch values kept from the fold records, in this order (``epoch`` is kept apart).
+HISTORY_KEYS = tuple(key for key in RECORD_KEYS if key != "epoch")
 
 
 def _jsonable(value: Any) -> Any:
@@ -103,23 +100,6 @@ def peak_epoch(history: Mapping[str, list], best_epochs: Sequence[int | None] = 
     return int(np.nanargmax(means)) + 1
 
 
-@dataclass
-class _Fold:
-    """One fold of one trial while it trains."""
-
-    index: int
-    estimator: Any
-    network: Any
-    generator: Any
-    X_val: Any
-    y_val: Any
-    w_val: Any
-    fit_time: float = 0.0
-    finished: bool = False
-    last_score: float = float("nan")
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-
 class FoldObjective:
     """Optuna objective: mean k-fold score of the estimator with the trial's parameters.
 
@@ -135,7 +115,9 @@ class FoldObjective:
     X, y : array-like
     splits : list of (train, test) index arrays, fixed for the study.
     study_seed : int
-    scorers : dict of name → scorer; ``metric`` is the one returned.
+    scoring : the user's ``scoring`` (see :func:`nncv.cv.scoring.build_scorers`)
+    metrics : list of str
+        The scorer names kept, ``metric`` being the one returned.
     network_fit_params, preprocessing_fit_params : dict
         Per-sample values among them are sliced per fold.
     epochs_per_report : int, default=1
@@ -153,7 +135,8 @@ class FoldObjective:
         y: Any,
         splits: list[Split],
         study_seed: int,
-        scorers: Mapping[str, Scorer],
+        scoring: Any,
+        metrics: Sequence[str],
         metric: str,
         network_fit_params: Mapping[str, Any] | None = None,
         preprocessing_fit_params: Mapping[str, Any] | None = None,
@@ -167,67 +150,34 @@ class FoldObjective:
         self.y = y
         self.splits = splits
         self.study_seed = study_seed
-        self.scorers = dict(scorers)
+        self.scoring = scoring
+        self.metrics = list(metrics)
         self.metric = metric
         self.network_fit_params = dict(network_fit_params or {})
         self.preprocessing_fit_params = dict(preprocessing_fit_params or {})
         self.epochs_per_report = int(epochs_per_report)
-        self.n_samples = len(y)
         self.prefix, _ = network_prefix(estimator)
 
-    # ------------------------------------------------------------------ folds
-    def _start_fold(self, trial_number: int, index: int, split: Split, params: dict) -> _Fold:
-        train, test = split
-        estimator = clone(self.estimator)
-        seed = fold_seed(self.study_seed, trial_number, index)
-        estimator.set_params(**params, **{f"{self.prefix}random_state": seed})
-        rows = lambda v, idx: slice_rows(v, idx, self.n_samples)  # noqa: E731
-        X_train, y_train = rows(self.X, train), rows(self.y, train)
-        X_val, y_val = rows(self.X, test), rows(self.y, test)
-        sample_weight = self.network_fit_params.get("sample_weight")
-        w_train, w_val = rows(sample_weight, train), rows(sample_weight, test)
-        started = time.perf_counter()
-        if isinstance(estimator, Pipeline):
-            network = estimator.steps[-1][1]
-            preprocessing = estimator[:-1]  # shares the step objects: fitting it fits them
-            pre_params = {k: rows(v, train) for k, v in self.preprocessing_fit_params.items()}
-            Xt_train = preprocessing.fit_transform(X_train, y_train, **pre_params)
-            Xt_val = preprocessing.transform(X_val)
-        else:
-            network, Xt_train, Xt_val = estimator, X_train, X_val
-        # The network fits as a plain fit would (with early stopping, on its own
-        # validation_fraction split of the training rows); the held-out fold is only
-        # scored after each epoch, as in nncv.cross_validate, never chosen on.
-        held_out = HeldOut(Xt_val, np.arange(_num_samples(Xt_val)), y_val, w_val)
-        generator = with_held_out_scores(
-            network.iter_fit(Xt_train, y_train, sample_weight=w_train),
-            network_evaluator(network, held_out),
-        )
-        fold = _Fold(index, estimator, network, generator, X_val, y_val, w_val)
-        fold.fit_time = time.perf_counter() - started
-        return fold
-
-    def _advance(self, fold: _Fold) -> None:
-        started = time.perf_counter()
-        try:
-            for _ in range(self.epochs_per_report):
-                record = next(fold.generator)
-                fold.records.append(record)
-                fold.last_score = float(record.get("val_score", float("nan")))
-        except StopIteration:
-            fold.finished = True
-            fold.last_score = self._final_validation_score(fold)
-        finally:
-            fold.fit_time += time.perf_counter() - started
-
-    @staticmethod
-    def _final_validation_score(fold: _Fold) -> float:
-        """Validation score of the weights the fold ends with (the best epoch's if restored)."""
-        best = getattr(fold.network, "best_epoch_", None)
-        for record in fold.records:
-            if best is not None and record.get("epoch") == best:
-                return float(record.get("val_score", float("nan")))
-        return fold.last_score
+    def _group(self, trial_number: int, params: dict[str, Any]) -> FoldGroup:
+        folds = []
+        for index, (train, test) in enumerate(self.splits):
+            seed = derive_seed(self.study_seed, trial_number, index)
+            fold_params = {**params, f"{self.prefix}random_state": seed}
+            folds.append(
+                Fold(
+                    self.estimator,
+                    self.X,
+                    self.y,
+                    train,
+                    test,
+                    index=index,
+                    seed=seed,
+                    params=fold_params,
+                    sample_weight=self.network_fit_params.get("sample_weight"),
+                    step_fit_params=self.preprocessing_fit_params,
+                )
+            )
+        return FoldGroup(folds)
 
     # ------------------------------------------------------------------ trial
     def __call__(self, trial: optuna.Trial) -> float:
@@ -235,46 +185,38 @@ class FoldObjective:
         trial.set_user_attr("nncv_params", {k: _jsonable(v) for k, v in params.items()})
         trial.set_user_attr("nncv_splits_sha256", splits_digest(self.splits))
         full_params = {self.names[name]: value for name, value in params.items()}
-        folds: list[_Fold] = []
+        group = self._group(trial.number, full_params)
         try:
-            for index, split in enumerate(self.splits):
-                folds.append(self._start_fold(trial.number, index, split, full_params))
-            step = 0
-            while not all(fold.finished for fold in folds):
-                for fold in folds:
-                    if not fold.finished:
-                        self._advance(fold)
-                step += self.epochs_per_report
-                mean_score = float(np.mean([fold.last_score for fold in folds]))
-                trial.report(mean_score, step)
-                if not all(fold.finished for fold in folds) and trial.should_prune():
+            group.start()
+            while not group.finished:
+                if not group.advance(self.epochs_per_report):
+                    break  # the folds had stopped: nothing new to report
+                epoch = group.epochs
+                mean_score = group.val_score()
+                trial.report(mean_score, epoch)
+                if not group.finished and trial.should_prune():
                     raise optuna.TrialPruned(
-                        f"pruned after {step} epochs: mean validation score {mean_score:.4g}"
+                        f"pruned after {epoch} epochs: mean validation score {mean_score:.4g}"
                     )
-            return self._finish(trial, folds)
+            return self._finish(trial, group)
         except DivergedError as error:
             trial.set_user_attr("fail_reason", f"diverged: {error}")
             raise
         finally:
-            for fold in folds:
-                if not fold.finished:
-                    fold.generator.close()
-            trial.set_user_attr("nncv_history", self._history(folds))
-            trial.set_user_attr("nncv_fit_times", [fold.fit_time for fold in folds])
+            group.close()
+            trial.set_user_attr("nncv_history", self._history(group.folds))
+            trial.set_user_attr("nncv_fit_times", [fold.fit_time for fold in group.folds])
 
-    def _finish(self, trial: optuna.Trial, folds: list[_Fold]) -> float:
-        fold_scores: dict[str, list[float | None]] = {name: [] for name in self.scorers}
-        score_times = []
-        for fold in folds:
-            started = time.perf_counter()
-            for name, scorer in self.scorers.items():
-                value = score(scorer, fold.estimator, fold.X_val, fold.y_val, fold.w_val)
-                fold_scores[name].append(_number(value))
-            score_times.append(time.perf_counter() - started)
-        history = self._history(folds)
+    def _finish(self, trial: optuna.Trial, group: FoldGroup) -> float:
+        fold_scores: dict[str, list[float | None]] = {name: [] for name in self.metrics}
+        for fold in group.folds:
+            scores = fold.score(self.scoring)
+            for name in self.metrics:
+                fold_scores[name].append(_number(scores.get(name)))
+        history = self._history(group.folds)
         trial.set_user_attr("nncv_fold_scores", fold_scores)
-        trial.set_user_attr("nncv_score_times", score_times)
-        best_epochs = [_jsonable(getattr(f.network, "best_epoch_", None)) for f in folds]
+        trial.set_user_attr("nncv_score_times", [fold.score_time for fold in group.folds])
+        best_epochs = [_jsonable(getattr(f.final, "best_epoch_", None)) for f in group.folds]
         trial.set_user_attr("nncv_best_epochs", best_epochs)
         trial.set_user_attr("nncv_peak_epoch", peak_epoch(history, best_epochs))
         values = fold_scores[self.metric]
@@ -283,7 +225,7 @@ class FoldObjective:
         return float(np.mean(values))
 
     @staticmethod
-    def _history(folds: list[_Fold]) -> dict[str, list]:
+    def _history(folds: Sequence[Fold]) -> dict[str, list]:
         keys = list(HISTORY_KEYS)
         if any(EARLY_STOPPING_KEYS[0] in record for fold in folds for record in fold.records):
             keys += EARLY_STOPPING_KEYS

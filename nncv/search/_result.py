@@ -11,7 +11,8 @@ import optuna
 import pandas as pd
 
 from nncv.exceptions import SearchError
-from nncv.search._objective import EARLY_STOPPING_KEYS, HISTORY_KEYS
+from nncv.network.training import EARLY_STOPPING_KEYS
+from nncv.search._objective import HISTORY_KEYS
 from nncv.search.space import SearchSpace
 
 __all__ = ["TuneResult", "cv_results", "trials_frame"]

@@ -8,25 +8,37 @@ worker processes sharing one storage, each with BLAS limited to one thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import optuna
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
 from threadpoolctl import threadpool_limits
 
 from nncv._validation import check_training_data
-from nncv.exceptions import DivergedError, SearchError
+from nncv.cv.crossval import check_data
+from nncv.cv.scoring import build_scorers
+from nncv.cv.splits import derive_seed, make_splits
+from nncv.exceptions import CVSetupError, DivergedError, SearchError
+from nncv.pipeline import default_estimator
 from nncv.search._arguments import check_sample_weight_values, check_search_arguments
+from nncv.search._components import (
+    StorageSpec,
+    make_pruner,
+    make_sampler,
+    make_storage,
+)
 from nncv.search._estimator import (
-    default_estimator,
     hidden_depth,
     network_prefix,
     resolve_space_names,
@@ -34,38 +46,37 @@ from nncv.search._estimator import (
 )
 from nncv.search._objective import FoldObjective
 from nncv.search._result import TuneResult, best_complete_trial
-from nncv.search._scoring import make_scorers
+from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
-from nncv.search._storage import StorageSpec, make_storage
-from nncv.search._study import StudySetup, fingerprint_data, fold_seed, make_splits, open_study
-from nncv.search._study import sampler_seed as derive_sampler_seed
+from nncv.search._storage import retry_races
+from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
 from nncv.search.space import SearchSpace
 
-__all__ = ["Search", "make_pruner", "prepare"]
+__all__ = ["Search", "choose_metric", "prepare"]
 
-#: Trials the median pruner lets finish before it prunes, and epochs it always lets run.
-MEDIAN_STARTUP_TRIALS = 5
-MEDIAN_WARMUP_EPOCHS = 3
+logger = logging.getLogger("nncv.search")
 
 
-def make_pruner(pruner: Any, max_epochs: int) -> optuna.pruners.BasePruner:
-    """``"median"``, ``"hyperband"``, ``"successive_halving"``, ``"none"``/None, or a pruner."""
-    if isinstance(pruner, optuna.pruners.BasePruner):
-        return pruner
-    if pruner is None or pruner == "none":
-        return optuna.pruners.NopPruner()
-    if pruner == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS
+def choose_metric(scorers: dict[str, Any], refit: Any) -> str:
+    """The metric the study maximises and refits on (GridSearchCV's ``refit`` conventions).
+
+    With several scorers ``refit`` names it (``refit=False``: the first one).
+
+    Examples
+    --------
+    >>> choose_metric({"accuracy": None, "f1_macro": None}, "f1_macro")
+    'f1_macro'
+    """
+    if isinstance(refit, str):
+        if refit not in scorers:
+            raise SearchError(f"refit={refit!r} is not one of the scorers {list(scorers)}")
+        return refit
+    if len(scorers) > 1 and refit is True:
+        raise SearchError(
+            f"with several scorers {list(scorers)}, refit must name the one to maximise and "
+            "refit on, e.g. refit='accuracy'"
         )
-    if pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
-    if pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    raise SearchError(
-        f"unknown pruner {pruner!r}; use 'median', 'hyperband', 'successive_halving', "
-        "'none' or an optuna pruner"
-    )
+    return next(iter(scorers))
 
 
 def _as_space(space: Any) -> SearchSpace:
@@ -82,26 +93,65 @@ def _as_space(space: Any) -> SearchSpace:
     )
 
 
-def _make_sampler(
-    sampler: optuna.samplers.BaseSampler | None, seed: int, n_existing: int, worker: int
-) -> optuna.samplers.BaseSampler:
-    if sampler is not None:
-        if worker:
-            sampler.reseed_rng()  # copies in several workers must not propose the same points
-        return sampler
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=derive_sampler_seed(seed, n_existing, worker), multivariate=True, group=True
-        )
+def worker_name() -> str:
+    """``host:pid`` of this process, recorded on each trial it runs (``nncv_worker``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _signed(objective: FoldObjective, started: list[int]) -> Any:
+    """The objective, recording first which worker runs the trial (a trial system attr)."""
+    name = worker_name()
+
+    def run(trial: optuna.Trial) -> Any:
+        started[0] += 1
+        trial.storage.set_trial_system_attr(trial._trial_id, "nncv_worker", name)
+        return objective(trial)
+
+    return run
+
+
+def _declared_dead(error: Exception) -> bool:
+    """Whether ``error`` says this worker's trial was failed meanwhile as a dead worker's."""
+    if isinstance(error, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(error, ValueError) and str(error).startswith("Cannot tell a FAIL trial")
 
 
 def _optimize(
     study: optuna.Study, objective: FoldObjective, n_trials: int | None, timeout: float | None
 ) -> None:
+    """``study.optimize`` for ``n_trials`` trials of this process, or until ``timeout``.
+
+    A trial whose heartbeat came so late that another worker failed it as dead (and
+    enqueued its parameters again) is dropped, and this worker goes on with its share.
+    """
+    started = [0]
+    deadline = None if timeout is None else time.monotonic() + timeout
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(DivergedError,))
+        # Optuna fails the trials of dead workers (heartbeat) before each trial starts.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        while True:
+            left = None if n_trials is None else n_trials - started[0]
+            seconds = None if deadline is None else deadline - time.monotonic()
+            if (left is not None and left <= 0) or (seconds is not None and seconds <= 0):
+                return
+            try:
+                study.optimize(
+                    _signed(objective, started),
+                    n_trials=left,
+                    timeout=seconds,
+                    catch=(DivergedError,),
+                )
+                return
+            except Exception as error:
+                if not _declared_dead(error):
+                    raise
+                logger.warning(
+                    "a trial of this worker was failed as dead by another worker (its "
+                    "heartbeat came late; its parameters are tried again): %s",
+                    error,
+                )
 
 
 def _worker(
@@ -120,11 +170,14 @@ def _worker(
     """One worker process: open the shared storage and run its share of the trials."""
     optuna.logging.set_verbosity(verbosity)  # as quiet or loud as the parent
     storage = make_storage(storage_spec)
-    study = optuna.load_study(
-        study_name=study_name,
-        storage=storage,
-        sampler=_make_sampler(sampler, seed, n_existing, worker),
-        pruner=pruner,
+    study = retry_races(
+        lambda: optuna.load_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=make_sampler(sampler, seed, n_existing, worker),
+            pruner=pruner,
+        ),
+        also=(KeyError,),
     )
     _optimize(study, objective, n_trials, timeout)
     return worker
@@ -161,7 +214,7 @@ class Search:
         n_existing = len(self.study.get_trials(deepcopy=False))
         try:
             if self.n_workers == 1:
-                self.study.sampler = _make_sampler(self.sampler, self.setup.seed, n_existing, 0)
+                self.study.sampler = make_sampler(self.sampler, self.setup.seed, n_existing, 0)
                 _optimize(self.study, self.objective, n_trials, timeout)
             else:
                 self._run_workers(n_trials, timeout, n_existing)
@@ -244,7 +297,7 @@ class Search:
         prefix, network = network_prefix(estimator)
         names = self.objective.names
         params = {names[name]: value for name, value in best_params.items()}
-        seed = fold_seed(self.setup.seed, best.number, len(self.setup.splits))
+        seed = derive_seed(self.setup.seed, best.number, len(self.setup.splits))
         params[f"{prefix}random_state"] = seed
         refit_epochs = None
         if network.get_params().get("early_stopping"):
@@ -269,23 +322,18 @@ class Search:
 def prepare(
     X: Any,
     y: Any,
+    settings: SearchSettings,
     *,
     estimator: Any = None,
-    space: Any = None,
-    cv: Any = 5,
     groups: Any = None,
-    scoring: Any = None,
     refit_metric: Any = False,
-    pruner: Any = "median",
-    sampler: optuna.samplers.BaseSampler | None = None,
-    storage: StorageSpec = None,
-    study_name: str | None = None,
-    n_workers: int = 1,
-    random_state: int | None = None,
     fit_params: dict[str, Any] | None = None,
-    classifier: bool | None = None,
 ) -> Search:
     """Check the whole request and open (or continue) the study; no trial runs here."""
+    space, cv, scoring, task = settings.space, settings.cv, settings.scoring, settings.task
+    pruner, sampler, storage = settings.pruner, settings.sampler, settings.storage
+    study_name, n_workers = settings.study_name, settings.n_workers
+    random_state = settings.random_state
     check_search_arguments(
         n_workers=n_workers,
         random_state=random_state,
@@ -296,17 +344,23 @@ def prepare(
     if y is None:
         raise SearchError("y is required: a search scores predictions against it")
     fit_params = dict(fit_params or {})
+    if estimator is None:
+        try:
+            estimator = default_estimator(y, task)
+        except ValueError as error:
+            raise SearchError(str(error)) from error
+    check_training_data(X, estimator, SearchError)  # ragged, text, overflowing values
+    X, y, groups = check_data(X, y, groups)
     try:
         per_sample = [v for v in fit_params.values() if hasattr(v, "shape") or isinstance(v, list)]
         check_consistent_length(X, y, *per_sample)
     except ValueError as error:
-        raise SearchError(f"inconsistent inputs: {error}") from error
-    estimator = default_estimator(y, classifier) if estimator is None else estimator
-    check_training_data(X, estimator, SearchError)
+        raise CVSetupError(f"inconsistent inputs: {error}") from error
     space = _as_space(space)
     names = resolve_space_names(estimator, space)
     check_space_bounds(estimator, space, names, hidden_depth(estimator))
-    scorers, metric = make_scorers(estimator, scoring, refit_metric)
+    scorers = build_scorers(estimator, scoring)
+    metric = choose_metric(scorers, refit_metric)
     metrics = [metric] + [name for name in scorers if name != metric]
     network_params, preprocessing_params = route_fit_params(estimator, fit_params)
     sample_weight = network_params.get("sample_weight")
@@ -330,7 +384,6 @@ def prepare(
         raise SearchError("n_workers > 1 needs a storage the worker processes can share")
 
     n_samples = len(y)
-    is_clf = is_classifier(estimator)
     requested = int(cv) if isinstance(cv, int | np.integer) else _n_splits(cv, X, y, groups)
     try:
         study, setup = open_study(
@@ -342,7 +395,15 @@ def prepare(
             data_sha256=fingerprint_data(X, y, sample_weight),
             metrics=metrics,
             random_state=None if random_state is None else int(random_state),
-            make_splits_for_seed=lambda seed: make_splits(cv, X, y, groups, is_clf, seed),
+            make_splits_for_seed=lambda seed: make_splits(
+                cv,
+                X,
+                y,
+                estimator=estimator,
+                groups=groups,
+                shuffle_seed=split_seed(seed),
+                compact=False,
+            ),
             n_samples=n_samples,
             requested_folds=requested,
         )
@@ -359,7 +420,8 @@ def prepare(
         y=y,
         splits=setup.splits,
         study_seed=setup.seed,
-        scorers={name: scorers[name] for name in metrics},
+        scoring=scoring,
+        metrics=metrics,
         metric=metric,
         network_fit_params=network_params,
         preprocessing_fit_params=preprocessing_params,

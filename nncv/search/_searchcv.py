@@ -13,11 +13,12 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from nncv.cv.scoring import build_scorers, score_fold
 from nncv.exceptions import SearchError
 from nncv.search._arguments import check_run_limits
 from nncv.search._result import TuneResult, cv_results, trials_frame
 from nncv.search._run import prepare
-from nncv.search._scoring import score
+from nncv.search._settings import SearchSettings
 from nncv.search.space import SearchSpace
 
 __all__ = ["NNSearchCV"]
@@ -45,7 +46,9 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : Pipeline or nncv estimator, optional
-        Default: standard scaler + :class:`~nncv.NNClassifier`.
+        Default: standard scaler + :class:`~nncv.NNClassifier` or
+        :class:`~nncv.NNRegressor`, as :func:`nncv.pipeline.infer_task` decides for ``y``
+        (or ``task`` says).
     space : SearchSpace, dict of ranges or TOML path, optional
         Default :meth:`SearchSpace.default`.
     n_trials : int, default=20
@@ -62,6 +65,10 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         Worker processes sharing the storage.
     timeout : float, optional
     random_state : int, optional
+    sampler : {"tpe", "random", "qmc"} or optuna sampler, optional
+        Default: a seeded multivariate TPE sampler.
+    task : {"classification", "regression"}, optional
+        What the default estimator is; by default inferred from ``y``.
 
     Attributes
     ----------
@@ -103,6 +110,8 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         n_workers: int = 1,
         timeout: float | None = None,
         random_state: int | None = None,
+        sampler: Any = None,
+        task: str | None = None,
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -116,13 +125,15 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.n_workers = n_workers
         self.timeout = timeout
         self.random_state = random_state
+        self.sampler = sampler
+        self.task = task
 
     def _base_estimator(self) -> Any:
         if self.estimator is not None:
             return self.estimator
-        from nncv.search._estimator import default_estimator
+        from nncv.pipeline import default_estimator
 
-        return default_estimator(None, classifier=True)
+        return default_estimator(None, task=self.task or "classification")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -157,29 +168,23 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         study_name = self.study_name
         if study_name is None and self.storage is not None:
             study_name = f"nncv-searchcv-{uuid.uuid4().hex[:12]}"
+        settings = SearchSettings.from_mapping(self.get_params(deep=False), study_name=study_name)
         search = prepare(
             X,
             y,
-            estimator=self._base_estimator(),
-            space=self.space,
-            cv=self.cv,
+            settings,
+            estimator=self.estimator,
             groups=groups,
-            scoring=self.scoring,
             refit_metric=self.refit,
-            pruner=self.pruner,
-            storage=self.storage,
-            study_name=study_name,
-            n_workers=self.n_workers,
-            random_state=self.random_state,
             fit_params=fit_params,
-            classifier=True,
         )
         if search.run(self.n_trials, self.timeout):
             raise KeyboardInterrupt
         started = time.perf_counter()
         result = search.result(refit=bool(self.refit))
         self.refit_time_ = time.perf_counter() - started
-        self._set_fitted(result, search.objective.scorers, len(search.setup.splits))
+        scorers = build_scorers(search.estimator, self.scoring)
+        self._set_fitted(result, scorers, len(search.setup.splits))
         return self
 
     def _set_fitted(self, result: TuneResult, scorers: dict, n_splits: int) -> None:
@@ -245,4 +250,4 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         """Score of the refit best estimator with the refit metric's scorer."""
         self._check_refit("score")
         scorer = self.scorer_[self.result_.metric] if self.multimetric_ else self.scorer_
-        return score(scorer, self.best_estimator_, X, y, sample_weight)
+        return score_fold({"score": scorer}, self.best_estimator_, X, y, sample_weight)["score"]

@@ -1,12 +1,17 @@
 """Study bookkeeping: fingerprints, fixed fold splits and seeds recorded on the Optuna study.
 
-A study created by nncv carries, as study user attributes,
+A study created by nncv carries its set-up as one study user attribute, ``nncv_setup``,
+written once (the first worker to write it wins, every worker then uses it), holding
 
-* ``nncv_seed`` — the study seed every fold seed and sampler seed derives from;
+* ``nncv_seed`` — the study seed every fold seed and sampler seed derives from
+  (:func:`nncv.cv.splits.derive_seed`);
 * ``nncv_data_sha256`` — a fingerprint of X, y (and the sample weights);
 * ``nncv_space_sha256`` and ``nncv_space`` — the search space, fingerprinted and in full;
 * ``nncv_splits`` and ``nncv_splits_sha256`` — the fold splits, fixed for the study's life;
 * ``nncv_metrics`` — the scorer names, the first being the one the study maximises.
+
+Each field is also copied to its own ``nncv_<field>`` attribute (``nncv_seed``, …) for
+readers; a study made by an older nncv has only those, and is read from them.
 
 Continuing a study checks all of them before any trial runs and refuses a mismatch.
 """
@@ -23,7 +28,9 @@ from typing import Any
 import numpy as np
 import optuna
 
+from nncv.cv.splits import derive_seed
 from nncv.exceptions import SearchError
+from nncv.search._storage import retry_races, set_study_attr_once
 from nncv.search.space import SearchSpace
 
 __all__ = [
@@ -31,7 +38,6 @@ __all__ = [
     "decode_splits",
     "encode_splits",
     "fingerprint_data",
-    "fold_seed",
     "open_study",
     "sampler_seed",
     "splits_digest",
@@ -45,28 +51,14 @@ Split = tuple[np.ndarray, np.ndarray]
 
 
 # ---------------------------------------------------------------------------- seeds
-def fold_seed(study_seed: int, trial_number: int, fold: int) -> int:
-    """The seed of one fold of one trial: ``SeedSequence([study_seed, trial, fold])``.
-
-    Examples
-    --------
-    >>> fold_seed(0, 3, 1) == fold_seed(0, 3, 1) != fold_seed(0, 3, 2)
-    True
-    """
-    return int(np.random.SeedSequence([study_seed, trial_number, fold]).generate_state(1)[0])
-
-
 def sampler_seed(study_seed: int, n_existing_trials: int, worker: int) -> int:
     """Seed of a worker's sampler; it moves on with the study so a resume draws new points."""
-    sequence = np.random.SeedSequence(
-        study_seed, spawn_key=(_SAMPLER_KEY, n_existing_trials, worker)
-    )
-    return int(sequence.generate_state(1)[0])
+    return derive_seed(study_seed, spawn_key=(_SAMPLER_KEY, n_existing_trials, worker))
 
 
 def split_seed(study_seed: int) -> int:
     """Seed of the shuffling splitter built when ``cv`` is an integer."""
-    return int(np.random.SeedSequence(study_seed, spawn_key=(_SPLIT_KEY,)).generate_state(1)[0])
+    return derive_seed(study_seed, spawn_key=(_SPLIT_KEY,))
 
 
 def new_study_seed() -> int:
@@ -163,28 +155,6 @@ def splits_digest(splits: Iterable[Split]) -> str:
     return digest.hexdigest()
 
 
-def make_splits(cv: Any, X: Any, y: Any, groups: Any, classifier: bool, seed: int) -> list[Split]:
-    """Materialise the folds: an int becomes a shuffled (stratified for classes) K-fold."""
-    from sklearn.model_selection import KFold, StratifiedKFold, check_cv
-    from sklearn.utils.multiclass import type_of_target
-
-    if isinstance(cv, int | np.integer) and not isinstance(cv, bool):
-        if cv < 2:
-            raise SearchError(f"cv must be at least 2 folds, got {cv}")
-        stratify = classifier and type_of_target(y) in ("binary", "multiclass")
-        splitter_cls = StratifiedKFold if stratify else KFold
-        splitter = splitter_cls(int(cv), shuffle=True, random_state=split_seed(seed))
-    else:
-        splitter = check_cv(cv, y, classifier=classifier)
-    try:
-        splits = [(np.sort(train), np.sort(test)) for train, test in splitter.split(X, y, groups)]
-    except ValueError as error:
-        raise SearchError(f"cannot split the data into folds: {error}") from error
-    if not splits:
-        raise SearchError("cv produced no folds")
-    return splits
-
-
 # ---------------------------------------------------------------------------- study
 @dataclass
 class StudySetup:
@@ -196,10 +166,94 @@ class StudySetup:
     metrics: list[str]
 
 
-def _check_attr(attrs: dict[str, Any], key: str, expected: Any, message: str) -> None:
-    stored = attrs.get(ATTR_PREFIX + key)
-    if stored is not None and stored != expected:
-        raise SearchError(message)
+#: The study's set-up, written once as one study user attribute (first writer wins).
+SETUP_ATTR = ATTR_PREFIX + "setup"
+#: Its fields; each is also copied to a ``nncv_<field>`` attribute for readers.
+SETUP_FIELDS = (
+    "seed",
+    "data_sha256",
+    "space_sha256",
+    "space",
+    "metrics",
+    "splits",
+    "splits_sha256",
+)
+
+
+def _create_or_load(
+    storage: optuna.storages.BaseStorage,
+    study_name: str | None,
+    sampler: optuna.samplers.BaseSampler | None,
+    pruner: optuna.pruners.BasePruner | None,
+) -> optuna.Study:
+    """``create_study(load_if_exists=True)``, retried while another worker is creating it."""
+
+    def create() -> optuna.Study:
+        return optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        )
+
+    return retry_races(create, also=(KeyError,))
+
+
+def _stored_setup(attrs: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The set-up record on the study; an older study's per-key attributes; or None."""
+    record = attrs.get(SETUP_ATTR)
+    if record is not None:
+        return record
+    legacy = {key: attrs[ATTR_PREFIX + key] for key in SETUP_FIELDS if ATTR_PREFIX + key in attrs}
+    if not legacy:
+        return None
+    missing = [ATTR_PREFIX + key for key in SETUP_FIELDS if key not in legacy]
+    if missing:
+        raise SearchError(
+            f"study {name!r} was left half set up by an older nncv (no {', '.join(missing)}: "
+            "workers started it together); use another study_name"
+        )
+    return legacy
+
+
+def _check_setup(
+    setup: dict[str, Any],
+    name: str,
+    data_sha256: str,
+    space: SearchSpace,
+    metrics: list[str],
+    random_state: int | None,
+) -> None:
+    if setup["data_sha256"] != data_sha256:
+        raise SearchError(
+            f"study {name!r} was run on other data (X, y or sample_weight differ); "
+            "use the same data or another study_name"
+        )
+    if setup["space_sha256"] != space.fingerprint():
+        raise SearchError(
+            f"study {name!r} was run with another search space: stored {setup['space']}, "
+            f"now {space.to_dict()}; use the same space or another study_name"
+        )
+    if list(setup["metrics"]) != list(metrics):
+        raise SearchError(
+            f"study {name!r} scored {setup['metrics']}, now {metrics}; "
+            "use the same scoring or another study_name"
+        )
+    if random_state is not None and int(random_state) != int(setup["seed"]):
+        raise SearchError(
+            f"study {name!r} was started with random_state={setup['seed']}, now "
+            f"{random_state}; pass the same random_state (or None) to continue it"
+        )
+
+
+def _copy_fields(study: optuna.Study, setup: dict[str, Any]) -> None:
+    """Copy the set-up's fields to ``nncv_<field>`` attributes (same values from any worker)."""
+    attrs = study.user_attrs
+    for key in SETUP_FIELDS:
+        if attrs.get(ATTR_PREFIX + key) != setup[key]:
+            study.set_user_attr(ATTR_PREFIX + key, setup[key])
 
 
 def open_study(
@@ -218,60 +272,27 @@ def open_study(
 ) -> tuple[optuna.Study, StudySetup]:
     """Create or continue a study and check it belongs to this data, space and scoring.
 
-    ``make_splits_for_seed(seed)`` builds the folds when the study has none yet. Raises
-    :class:`~nncv.SearchError` on any mismatch, before a trial runs.
+    ``make_splits_for_seed(seed)`` builds the folds when the study has none yet. The
+    set-up (seed, fingerprints, space, scorers, folds) is written once, as the single
+    study user attribute ``nncv_setup``: when workers start one fresh study together the
+    first one written wins and every worker uses it. Raises :class:`~nncv.SearchError`
+    on any mismatch, before a trial runs.
     """
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name,
-        sampler=sampler,
-        pruner=pruner,
-        direction="maximize",
-        load_if_exists=True,
-    )
+    study = _create_or_load(storage, study_name, sampler, pruner)
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise SearchError(f"study {study.study_name!r} minimises; nncv studies maximise a score")
-    attrs = study.user_attrs
     name = study.study_name
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    if ATTR_PREFIX + "data_sha256" not in attrs and finished:
-        raise SearchError(
-            f"study {name!r} already has {len(finished)} finished trials but was not created "
-            "by nncv (no data fingerprint); use another study_name"
-        )
-    _check_attr(
-        attrs,
-        "data_sha256",
-        data_sha256,
-        f"study {name!r} was run on other data (X, y or sample_weight differ); "
-        "use the same data or another study_name",
-    )
-    _check_attr(
-        attrs,
-        "space_sha256",
-        space.fingerprint(),
-        f"study {name!r} was run with another search space: stored {attrs.get('nncv_space')}, "
-        f"now {space.to_dict()}; use the same space or another study_name",
-    )
-    _check_attr(
-        attrs,
-        "metrics",
-        metrics,
-        f"study {name!r} scored {attrs.get('nncv_metrics')}, now {metrics}; "
-        "use the same scoring or another study_name",
-    )
-    stored_seed = attrs.get(ATTR_PREFIX + "seed")
-    if stored_seed is not None and random_state is not None and int(random_state) != stored_seed:
-        raise SearchError(
-            f"study {name!r} was started with random_state={stored_seed}, now {random_state}; "
-            "pass the same random_state (or None) to continue it"
-        )
-
-    if stored_seed is None:
+    setup = _stored_setup(study.user_attrs, name)
+    if setup is None:
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        if finished:
+            raise SearchError(
+                f"study {name!r} already has {len(finished)} finished trials but was not "
+                "created by nncv (no data fingerprint); use another study_name"
+            )
         seed = new_study_seed() if random_state is None else int(random_state)
-        splits = make_splits_for_seed(seed)
-        record = encode_splits(splits, n_samples)
-        values = {
+        record = encode_splits(make_splits_for_seed(seed), n_samples)
+        candidate = {
             "seed": seed,
             "data_sha256": data_sha256,
             "space_sha256": space.fingerprint(),
@@ -280,19 +301,19 @@ def open_study(
             "splits": record,
             "splits_sha256": splits_digest(decode_splits(record)),
         }
-        for key, value in values.items():
-            study.set_user_attr(ATTR_PREFIX + key, value)
-        attrs = study.user_attrs  # another process may have won the race: use what is stored
-    seed = int(attrs[ATTR_PREFIX + "seed"])
-    splits = decode_splits(attrs[ATTR_PREFIX + "splits"])
+        # Another worker may have written its own first: then its set-up is the study's.
+        setup = set_study_attr_once(storage, study._study_id, SETUP_ATTR, candidate)
+    _check_setup(setup, name, data_sha256, space, metrics, random_state)
+    retry_races(lambda: _copy_fields(study, setup))
+    splits = decode_splits(setup["splits"])
     if requested_folds is not None and requested_folds != len(splits):
         raise SearchError(
             f"study {name!r} has {len(splits)} folds fixed on it, but cv asks for "
             f"{requested_folds}; use the same cv or another study_name"
         )
     return study, StudySetup(
-        seed=seed,
+        seed=int(setup["seed"]),
         splits=splits,
-        splits_sha256=attrs[ATTR_PREFIX + "splits_sha256"],
-        metrics=list(attrs[ATTR_PREFIX + "metrics"]),
+        splits_sha256=setup["splits_sha256"],
+        metrics=list(setup["metrics"]),
     )

@@ -10,10 +10,11 @@ import optuna
 
 from nncv.exceptions import SearchError
 from nncv.search._arguments import check_run_limits
+from nncv.search._components import StorageSpec
 from nncv.search._progress import quiet_unless_verbose, run_with_progress
 from nncv.search._result import TuneResult
 from nncv.search._run import prepare
-from nncv.search._storage import StorageSpec
+from nncv.search._settings import SearchSettings
 from nncv.search.space import SearchSpace
 
 __all__ = ["tune"]
@@ -32,13 +33,17 @@ def tune(
     cv: Any = 5,
     scoring: Any = None,
     pruner: str | optuna.pruners.BasePruner | None = "median",
-    sampler: optuna.samplers.BaseSampler | None = None,
+    sampler: str | optuna.samplers.BaseSampler | None = None,
     storage: StorageSpec = None,
     study_name: str | None = None,
     n_workers: int = 1,
     random_state: int | None = None,
     refit: bool = True,
     *,
+    groups: Any = None,
+    sample_weight: Any = None,
+    fit_params: dict[str, Any] | None = None,
+    task: str | None = None,
     progress: bool | None = False,
     verbose: bool = False,
 ) -> TuneResult:
@@ -58,9 +63,10 @@ def tune(
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     estimator : Pipeline or nncv estimator, optional
-        What the space tunes: a bare NNClassifier/NNRegressor or a Pipeline ending in
-        one. Default: standard scaler + NNClassifier, or NNRegressor when ``y`` is
-        continuous. Its other parameters (``max_epochs``, ``early_stopping``, …) are kept.
+        What the space tunes: a bare NNClassifier/NNRegressor or a Pipeline (nested ones
+        too) ending in one. Default: standard scaler + NNClassifier, or NNRegressor when
+        :func:`nncv.pipeline.infer_task` finds ``y`` a regression target (or ``task``
+        says so). Its other parameters (``max_epochs``, ``early_stopping``, …) are kept.
     space : SearchSpace, dict of ranges or path to a TOML file, optional
         Default :meth:`SearchSpace.default`.
     n_trials : int or None, default=20
@@ -75,8 +81,9 @@ def tune(
         ``score`` (accuracy or R²). Pruning always uses the network's own per-epoch
         validation score (accuracy or R²).
     pruner : {"median", "hyperband", "successive_halving", "none"} or optuna pruner
-    sampler : optuna sampler, optional
-        Default: a seeded multivariate TPE sampler.
+    sampler : {"tpe", "random", "qmc"} or optuna sampler, optional
+        Default: a seeded multivariate TPE sampler (``"tpe"``); a named sampler is seeded
+        from the study, an object is used as given.
     storage : None, path ending in ".log", SQLAlchemy URL or optuna storage
         None keeps the study in memory; a ``.log`` path is a journal file several
         processes can share; ``sqlite:///x.db`` or ``postgresql://…`` a database. The
@@ -90,6 +97,16 @@ def tune(
         The study seed (folds, fold seeds, sampler). A continued study keeps its own.
     refit : bool, default=True
         Refit the best configuration on all the data (``result.best_estimator``).
+    groups : array-like of shape (n_samples,), optional
+        Group labels for a group splitter in ``cv``.
+    sample_weight : array-like of shape (n_samples,), optional
+        Split per fold as in :func:`nncv.cross_validate`: the training rows' weights go to
+        the network's fit, the held-out rows' to its validation loss and the scorers.
+    fit_params : dict, optional
+        More fit parameters: ``<step>__<param>`` for a pipeline step's ``fit`` (values
+        with one entry per row are split per fold).
+    task : {"classification", "regression"}, optional
+        What the default estimator is; by default inferred from ``y``.
     progress : bool or None, default=False
         Draw a progress bar on standard error: trials done, pruned and failed, best so
         far, elapsed time and ETA (worker processes' trials included). None: only when
@@ -128,20 +145,18 @@ def tune(
     check_run_limits(n_trials, timeout)
     if not isinstance(refit, bool | np.bool_):
         raise SearchError(f"refit must be True or False, got {refit!r}")
+    settings = SearchSettings.from_mapping(locals())
     search = prepare(
         X,
         y,
+        settings,
         estimator=estimator,
-        space=space,
-        cv=cv,
-        scoring=scoring,
         refit_metric=False,  # several scorers: the first one is maximised
-        pruner=pruner,
-        sampler=sampler,
-        storage=storage,
-        study_name=study_name,
-        n_workers=n_workers,
-        random_state=random_state,
+        groups=groups,
+        fit_params={
+            **(fit_params or {}),
+            **({} if sample_weight is None else {"sample_weight": sample_weight}),
+        },
     )
     interrupted = run_with_progress(search, n_trials, timeout, progress)
     if interrupted:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nncv.exceptions import SearchError
+from nncv.network.optimizers import OPTIMIZERS
 
 __all__ = [
     "HIDDEN_LAYER_SIZES",
@@ -408,7 +409,8 @@ class SearchSpace(Mapping[str, Param]):
         """The default space of the toolkit, optionally with optimizer, batch size and depth.
 
         learning_rate log 1e-4…1e-1; decay, l2 and l1 each 0 or log 1e-7…1e-2; dropout
-        0…0.6; hidden_size log-int 16…512. ``optimizer`` adds adam/sgd/rmsprop/adagrad,
+        0…0.6; hidden_size log-int 16…512. ``optimizer`` adds every optimizer of
+        :data:`nncv.network.optimizers.OPTIMIZERS` (adam/sgd/rmsprop/adagrad),
         ``batch_size`` adds 32/64/128/256, ``n_layers`` adds 1…3 hidden layers.
 
         Examples
@@ -427,7 +429,7 @@ class SearchSpace(Mapping[str, Param]):
         if n_layers:
             params["n_layers"] = Int(1, 3)
         if optimizer:
-            params["optimizer"] = Categorical(("adam", "sgd", "rmsprop", "adagrad"))
+            params["optimizer"] = Categorical(tuple(OPTIMIZERS))
         if batch_size:
             params["batch_size"] = Categorical((32, 64, 128, 256))
         return cls(params)

@@ -45,7 +45,7 @@ SPACE = SearchSpace(learning_rate=Float(1e-3, 1e-2, log=True))
         ({"random_state": 1.5}, "random_state must be an int or None"),
         ({"study_name": ""}, "study_name must be a non-empty string"),
         ({"study_name": 3}, "study_name must be a non-empty string"),
-        ({"sampler": "tpe"}, "sampler must be an optuna sampler or None, got str"),
+        ({"sampler": "tpee"}, "unknown sampler 'tpee'"),
         ({"refit": "yes"}, "refit must be True or False"),
     ],
 )

@@ -8,14 +8,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import KFold, ShuffleSplit
 
+from nncv import NNClassifier, NNRegressor
+from nncv.cv import splits as cv_splits
+from nncv.cv.splits import derive_seed as fold_seed
 from nncv.search._study import (
     decode_splits,
     encode_splits,
     fingerprint_data,
-    fold_seed,
-    make_splits,
     sampler_seed,
+    split_seed,
 )
+
+
+def make_splits(cv, X, y, groups, *, classifier, seed):
+    """A study's splits: nncv.cv.splits.make_splits shuffled with the study's split seed."""
+    estimator = NNClassifier() if classifier else NNRegressor()
+    splits = cv_splits.make_splits(
+        cv, X, y, estimator=estimator, groups=groups, shuffle_seed=split_seed(seed), compact=False
+    )
+    return [(np.sort(train), np.sort(test)) for train, test in splits]
 
 
 def test_fold_seed_is_the_documented_seed_sequence():

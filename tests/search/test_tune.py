@@ -10,8 +10,9 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score
 
 from nncv import NNClassifier
+from nncv.cv.splits import derive_seed as fold_seed
 from nncv.search import Float, Int, SearchSpace, tune
-from nncv.search._study import decode_splits, fold_seed
+from nncv.search._study import decode_splits
 
 from .conftest import small_classifier, small_regressor, small_space
 

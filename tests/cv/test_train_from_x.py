@@ -1,5 +1,5 @@
-"""cross_validate trains nncv networks straight from X's rows (nncv/_fold_fit.py,
-nncv/_rowwise.py): the same numbers, bit for bit, as fitting on a copy of the fold, and
+"""cross_validate trains nncv networks straight from X's rows (nncv/cv/fold.py,
+nncv/cv/rows.py): the same numbers, bit for bit, as fitting on a copy of the fold, and
 the copying path for everything the direct one does not cover."""
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
-from nncv import NNClassifier, NNRegressor, _fold_fit, _rowwise, estimators
+from nncv import NNClassifier, NNRegressor, estimators
 from nncv.cv import cross_validate
+from nncv.cv import fold as _fold_fit
+from nncv.cv import rows as _rowwise
 from nncv.network import training
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -38,25 +40,26 @@ def small_blocks(monkeypatch):
 
 @pytest.fixture
 def direct_fits(monkeypatch):
-    """Counts the fits that went straight from X (``_iter_fit_rows``)."""
+    """Counts the fits that went straight from X (``iter_fit`` given ``IndexedRows``)."""
     calls = []
-    original = estimators._BaseNN._iter_fit_rows
+    original = estimators._BaseNN.iter_fit
 
-    def spy(self, *args, **kwargs):
-        calls.append(type(self).__name__)
-        return original(self, *args, **kwargs)
+    def spy(self, X, *args, **kwargs):
+        if isinstance(X, training.IndexedRows):
+            calls.append(type(self).__name__)
+        return original(self, X, *args, **kwargs)
 
-    monkeypatch.setattr(estimators._BaseNN, "_iter_fit_rows", spy)
+    monkeypatch.setattr(estimators._BaseNN, "iter_fit", spy)
     return calls
 
 
 def both_paths(monkeypatch, model, X, y, **kwargs):
     """``cross_validate`` through the direct path, then through the copying one."""
     kwargs = {"cv": 3, "random_state": 0, "return_estimator": True, **kwargs}
-    monkeypatch.setattr(_fold_fit, "TRAIN_FROM_X", True)
     direct = cross_validate(model, X, y, **kwargs)
-    monkeypatch.setattr(_fold_fit, "TRAIN_FROM_X", False)
-    copied = cross_validate(model, X, y, **kwargs)
+    with monkeypatch.context() as patch:  # the reference path: a copy of the rows
+        patch.setattr(_fold_fit, "can_train_from_x", lambda estimator, X: False)
+        copied = cross_validate(model, X, y, **kwargs)
     return direct, copied
 
 
@@ -186,7 +189,6 @@ def test_a_read_only_memory_map_in_one_or_two_workers(cancer, monkeypatch, tmp_p
     assert_identical(direct, copied)
     # two workers reading joblib's own memory map of X (memory-mapped whatever its size),
     # which the direct path takes
-    monkeypatch.setattr(_fold_fit, "TRAIN_FROM_X", True)
     with joblib.parallel_config(max_nbytes=0):
         seen = joblib.Parallel(n_jobs=2)(
             joblib.delayed(_fold_fit.can_train_from_x)(model, X.astype(np.float32))
@@ -222,8 +224,8 @@ class ShiftedScaler(StandardScaler):
 class EpochCounter(NNClassifier):
     """Overrides iter_fit: trained through it, never straight from X."""
 
-    def iter_fit(self, X, y, sample_weight=None, *, validation_data=None):
-        yield from super().iter_fit(X, y, sample_weight, validation_data=validation_data)
+    def iter_fit(self, X, y, sample_weight=None, **kwargs):
+        yield from super().iter_fit(X, y, sample_weight, **kwargs)
 
 
 class Squared(NNClassifier):

@@ -1,7 +1,7 @@
 """Turn a user's ``scoring`` argument into named scikit-learn scorers, and apply them.
 
-Private helper of :mod:`nncv.cv` (and free for :mod:`nncv.search` to reuse). It only
-normalises what scikit-learn accepts — a metric name, a list/tuple/set of names, a dict
+The one place scorers are built, for :func:`nncv.cross_validate` and the search alike. It
+only normalises what scikit-learn accepts — a metric name, a list/tuple/set of names, a dict
 of scorers, a callable, or ``None`` for the estimator's own ``score`` — into one
 ``{name: scorer}`` dict, and scores through scikit-learn's ``_MultimetricScorer`` so that
 ``predict``/``predict_proba`` run once per fold however many metrics are asked for.
@@ -17,13 +17,28 @@ import numpy as np
 from sklearn.metrics import check_scoring, get_scorer
 from sklearn.metrics._scorer import _check_multimetric_scoring, _MultimetricScorer
 
-from nncv.exceptions import NncvError
+from nncv.exceptions import ScoringError
 
-__all__ = ["ScoringError", "build_scorers", "score_fold"]
+__all__ = ["accepts_sample_weight", "build_scorers", "score_fold"]
 
 
-class ScoringError(NncvError, ValueError):
-    """The ``scoring`` argument names no scikit-learn scorer or has the wrong type."""
+def accepts_sample_weight(function: Callable[..., Any]) -> bool:
+    """Whether ``function``'s signature takes ``sample_weight`` (by name or ``**kwargs``).
+
+    Examples
+    --------
+    >>> accepts_sample_weight(lambda estimator, X, y, sample_weight=None: 0.0)
+    True
+    >>> accepts_sample_weight(lambda estimator, X, y: 0.0)
+    False
+    """
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return "sample_weight" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 class _CallableScorer:
@@ -41,13 +56,7 @@ class _CallableScorer:
         return self.function(estimator, X, y, **kwargs)
 
     def _accept_sample_weight(self) -> bool:
-        try:
-            parameters = inspect.signature(self.function).parameters
-        except (TypeError, ValueError):  # builtins without a signature
-            return False
-        return "sample_weight" in parameters or any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-        )
+        return accepts_sample_weight(self.function)
 
 
 def _wrap(scorer: Any) -> Any:
@@ -63,7 +72,8 @@ def build_scorers(estimator: Any, scoring: Any) -> dict[str, Any]:
         Used for ``scoring=None`` (its ``score`` method) and to check the scorers.
     scoring : str, callable, list, tuple, set, dict or None
         As in :func:`sklearn.model_selection.cross_validate`. A single string keeps its
-        name (``"accuracy"``); a callable and ``None`` are named ``"score"``.
+        name (``"accuracy"``); a callable and ``None`` are named ``"score"``; a set's
+        names are sorted (so the first metric does not depend on hashing).
 
     Returns
     -------
@@ -85,7 +95,9 @@ def build_scorers(estimator: Any, scoring: Any) -> dict[str, Any]:
             return {"score": check_scoring(estimator)}
         if isinstance(scoring, str):
             return {scoring: get_scorer(scoring)}
-        if isinstance(scoring, (list, tuple, set, Mapping)):
+        if isinstance(scoring, (set, frozenset)):
+            scoring = sorted(scoring)
+        if isinstance(scoring, (list, tuple, Mapping)):
             if len(scoring) == 0:
                 raise ScoringError("scoring is empty: name at least one metric")
             scorers = _check_multimetric_scoring(estimator, scoring=scoring)

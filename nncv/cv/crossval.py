@@ -17,16 +17,23 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.exceptions import FitFailedWarning
-from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
-from nncv._fold_fit import fit_fold
-from nncv._folds import CVSetupError, base_seed, fold_seed, make_splits, shuffle_seed
-from nncv._scoring import ScoringError, build_scorers
 from nncv._validation import check_training_data
+from nncv.cv.fold import final_step, fit_fold
+from nncv.cv.scoring import build_scorers
+from nncv.cv.splits import base_seed, fold_seed, make_splits, shuffle_seed
+from nncv.exceptions import CVSetupError
 
-__all__ = ["CURVE_COLUMNS", "CVResult", "CVSetupError", "ScoringError", "cross_validate"]
+__all__ = [
+    "CURVE_COLUMNS",
+    "CVResult",
+    "check_accepts_weights",
+    "check_data",
+    "check_sample_weight",
+    "cross_validate",
+]
 
 #: Leading columns of :attr:`CVResult.curves`; the network's other history columns follow.
 CURVE_COLUMNS = ("fold", "epoch", "loss", "val_loss", "val_score")
@@ -228,11 +235,11 @@ def cross_validate(
     if error_score != "raise" and not isinstance(error_score, (int, float)):
         raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
     check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
-    X, y, groups = _check_data(X, y, groups)
+    X, y, groups = check_data(X, y, groups)
     n_samples = _num_samples(X)
-    sample_weight = _check_sample_weight(sample_weight, n_samples)
+    sample_weight = check_sample_weight(sample_weight, n_samples)
     if sample_weight is not None:
-        _check_accepts_weights(estimator)
+        check_accepts_weights(estimator)
     build_scorers(estimator, scoring)  # fail here, not in every worker
     base = base_seed(random_state)
     splits = make_splits(
@@ -285,7 +292,8 @@ def cross_validate(
     )
 
 
-def _check_data(X: Any, y: Any, groups: Any) -> tuple[Any, Any, Any]:
+def check_data(X: Any, y: Any, groups: Any) -> tuple[Any, Any, Any]:
+    """``X``, ``y`` and ``groups`` made indexable, or a :class:`CVSetupError` naming why not."""
     if X is None or y is None:
         raise CVSetupError("cross_validate needs both X and y")
     if isinstance(X, list):
@@ -300,7 +308,8 @@ def _check_data(X: Any, y: Any, groups: Any) -> tuple[Any, Any, Any]:
         raise CVSetupError(f"X, y (and groups) must have the same length: {error}") from error
 
 
-def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+    """Finite non-negative float weights, one per row, or a :class:`CVSetupError`."""
     if sample_weight is None:
         return None
     weights = np.asarray(sample_weight)
@@ -317,10 +326,9 @@ def _check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | Non
     return weights
 
 
-def _check_accepts_weights(estimator: Any) -> None:
-    final = estimator
-    while isinstance(final, Pipeline):
-        final = final._final_estimator
+def check_accepts_weights(estimator: Any) -> None:
+    """Refuse weights for a final step whose ``fit`` cannot take them."""
+    final = final_step(estimator)
     if hasattr(final, "iter_fit") or has_fit_parameter(final, "sample_weight"):
         return
     raise CVSetupError(

@@ -18,8 +18,10 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
-from nncv import NNClassifier, NNRegressor, _fold_fit, _rowwise
+from nncv import NNClassifier, NNRegressor
 from nncv.cv import CVResult, CVSetupError, ScoringError, cross_validate
+from nncv.cv import fold as _fold_fit
+from nncv.cv import rows as _rowwise
 from nncv.exceptions import DivergedError, NncvError
 
 
@@ -225,7 +227,8 @@ def test_a_fold_holds_no_copy_of_its_training_rows_or_one_when_it_must(monkeypat
     model = make_pipeline(
         StandardScaler(), NNClassifier(hidden_layer_sizes=(8,), max_epochs=1, batch_size=512)
     )
-    monkeypatch.setattr(_fold_fit, "TRAIN_FROM_X", train_from_x)
+    if not train_from_x:
+        monkeypatch.setattr(_fold_fit, "can_train_from_x", lambda estimator, X: False)
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]

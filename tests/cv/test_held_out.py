@@ -1,4 +1,4 @@
-"""The final held-out scores of cross_validate (nncv/_held_out.py): predicted block by
+"""The final held-out scores of cross_validate (nncv/cv/held_out.py): predicted block by
 block where that is exact, bit for bit what the scorers give on all held-out rows."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from sklearn.metrics import get_scorer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from nncv import NNClassifier, NNRegressor, _held_out, _rowwise
+from nncv import NNClassifier, NNRegressor
 from nncv.cv import cross_validate
+from nncv.cv import held_out as _held_out
+from nncv.cv import rows as _rowwise
 from nncv.network import model as network_model
 
 

@@ -1,9 +1,9 @@
 """Row-wise scalers fitted and applied a block of rows at a time, in ``X``'s dtype.
 
-Private helper of :mod:`nncv._fold_fit`. A *row-wise* scaler (``StandardScaler``,
-``MinMaxScaler``, ``MaxAbsScaler``, ``RobustScaler``, exact types only: a subclass may
-change what fit or transform means) transforms each row on its own, so applying it a
-block of rows at a time, in place, gives the numbers it gives on the whole array:
+Part of the fold engine (:mod:`nncv.cv.fold`). A *row-wise* scaler (an entry of
+:data:`nncv.scalers.SCALERS` marked ``rowwise``: ``StandardScaler``, ``MinMaxScaler``,
+``MaxAbsScaler``, ``RobustScaler``, exact types only) transforms each row on its own,
+so applying it a block of rows at a time, in place, gives the numbers it gives on the whole array:
 
 * :func:`fit_transform` fits a scaler on a fold's copied training rows and scales them in
   place; the first three learn their statistics block by block with ``partial_fit``
@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 from sklearn import config_context
-from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.utils import _safe_indexing
 from sklearn.utils._set_output import _get_output_config
+
+from nncv.scalers import entry_of
 
 __all__ = [
     "BLOCK_ROWS",
@@ -42,9 +43,10 @@ __all__ = [
 #: Rows per block when scalers are fitted or applied, and held-out rows are scored.
 BLOCK_ROWS = 4096
 
-# Exact types only: a subclass may change what fit or transform means.
-_BLOCKWISE_FIT = (StandardScaler, MinMaxScaler, MaxAbsScaler)
-_ROWWISE_TRANSFORM = (*_BLOCKWISE_FIT, RobustScaler)
+
+def _fits_blockwise(step: Any) -> bool:
+    entry = entry_of(step)
+    return entry is not None and entry.rowwise and entry.blockwise_fit
 
 
 def take_rows(data: Any, rows: np.ndarray) -> Any:
@@ -79,8 +81,10 @@ def blocks(n_rows: int) -> Iterator[slice]:
 
 def is_rowwise(step: Any) -> bool:
     """Whether ``step`` is a row-wise scaler giving plain arrays (no ``set_output``)."""
+    entry = entry_of(step)
     return (
-        type(step) in _ROWWISE_TRANSFORM
+        entry is not None
+        and entry.rowwise
         and _get_output_config("transform", step)["dense"] == "default"
     )
 
@@ -102,11 +106,15 @@ def _transform_in_place(step: Any, X: np.ndarray) -> np.ndarray:
     return X
 
 
-def fit_transform(step: Any, X: Any) -> Any:
-    """Fit ``step`` on ``X`` and return ``step.transform(X)``, in place where possible."""
-    if not _can_work_in_place(step, X):
-        return step.fit_transform(X)
-    if type(step) in _BLOCKWISE_FIT:
+def fit_transform(step: Any, X: Any, y: Any = None, **fit_params: Any) -> Any:
+    """Fit ``step`` on ``X`` and return ``step.transform(X)``, in place where possible.
+
+    ``y`` and ``fit_params`` reach ``step.fit_transform`` (a row-wise scaler given no fit
+    parameters ignores ``y`` and works in place).
+    """
+    if fit_params or not _can_work_in_place(step, X):
+        return step.fit_transform(X, y, **fit_params)
+    if _fits_blockwise(step):
         for block in blocks(len(X)):
             step.partial_fit(X[block])
     else:
@@ -127,6 +135,7 @@ def transform_through(steps: Sequence[Any], X: Any) -> Any:
     Examples
     --------
     >>> values = np.array([[1.0], [3.0]])
+    >>> from sklearn.preprocessing import StandardScaler
     >>> transform_through([StandardScaler().fit(values)], values.copy())
     array([[-1.],
            [ 1.]])
@@ -146,7 +155,7 @@ def fit_on_rows(steps: Sequence[Any], X: np.ndarray, rows: np.ndarray) -> None:
     """
     for number, step in enumerate(steps):
         before = steps[:number]
-        if type(step) in _BLOCKWISE_FIT:
+        if _fits_blockwise(step):
             for block in blocks(len(rows)):
                 step.partial_fit(transform_through(before, take_rows(X, rows[block])))
         else:
@@ -163,6 +172,7 @@ def in_place_transform(steps: Sequence[Any]) -> Callable[[np.ndarray], np.ndarra
 
     Examples
     --------
+    >>> from sklearn.preprocessing import StandardScaler
     >>> scaler = StandardScaler().fit(np.array([[1.0], [3.0]]))
     >>> values = np.array([[3.0], [5.0]])
     >>> in_place_transform([scaler])(values) is values, values.ravel().tolist()

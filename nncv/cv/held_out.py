@@ -1,8 +1,7 @@
 """A fold's held-out rows, read from ``X`` a block at a time: curves and final scores.
 
-Private helper of :mod:`nncv._fold_fit` (and of the search's k-fold objective, which
-scores its held-out folds with :func:`network_evaluator` and :func:`with_held_out_scores`
-too). The held-out rows are never copied out whole
+Part of the fold engine (:mod:`nncv.cv.fold`), so of :func:`nncv.cross_validate` and of
+the search alike. The held-out rows are never copied out whole
 while the network trains: after each epoch :func:`network_evaluator` scores them block
 by block. For the final scores, :func:`score_held_out` predicts block by block too when
 that gives bit for bit the predictions on all rows at once — an nncv network after
@@ -14,7 +13,7 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +21,14 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics._scorer import _BaseScorer, _PassthroughScorer
 
-from nncv import _rowwise
-from nncv._rowwise import is_rowwise, take_rows, transform_through
-from nncv._scoring import score_fold
+from nncv.cv import rows as _rowwise
+from nncv.cv.rows import is_rowwise, take_rows, transform_through
+from nncv.cv.scoring import score_fold
 from nncv.estimators import _BaseNN
 from nncv.network import model
+from nncv.network.training import EARLY_STOPPING_KEYS, Callback
 
-__all__ = ["HeldOut", "network_evaluator", "score_held_out", "with_held_out_scores"]
+__all__ = ["HeldOut", "HeldOutScoring", "network_evaluator", "score_held_out"]
 
 _RESPONSE_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 _MIXIN_SCORES = (ClassifierMixin.score, RegressorMixin.score)
@@ -91,30 +91,32 @@ def network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, 
     return evaluate
 
 
-def with_held_out_scores(
-    epochs: Iterable[dict[str, Any]], evaluate: Callable[[], tuple[float, float]]
-) -> Iterator[dict[str, Any]]:
-    """Each epoch's record with ``val_loss``/``val_score`` measured on the held-out rows.
+class HeldOutScoring(Callback):
+    """A training callback scoring the held-out rows after each epoch (skorch's EpochScoring).
 
-    ``evaluate`` is called as each record arrives (the network then holds that epoch's
-    weights). The network's own early-stopping values, when it has any, are kept under
-    ``early_stopping_val_loss`` and ``early_stopping_val_score``. Closing this generator
-    closes ``epochs`` (so a network that stops early still restores its best weights).
+    Given to the network's ``iter_fit(..., callbacks=[scoring])``, it calls ``evaluate()``
+    after every epoch — before early stopping looks at the epoch, so on the weights that
+    epoch reached — and keeps the result; :meth:`annotate` then puts it in a copy of that
+    epoch's record as ``val_loss``/``val_score``. The network's own early-stopping values,
+    when it has any, move to ``early_stopping_val_loss`` and ``early_stopping_val_score``.
     """
-    try:
-        for record in epochs:
-            record = dict(record)
-            own_loss = record.get("val_loss", math.nan)
-            own_score = record.get("val_score", math.nan)
-            record["val_loss"], record["val_score"] = evaluate()
-            if not (math.isnan(own_loss) and math.isnan(own_score)):
-                record["early_stopping_val_loss"] = own_loss
-                record["early_stopping_val_score"] = own_score
-            yield record
-    finally:
-        close = getattr(epochs, "close", None)
-        if close is not None:
-            close()
+
+    def __init__(self, evaluate: Callable[[], tuple[float, float]]) -> None:
+        self.evaluate = evaluate
+        self.scores: dict[int, tuple[float, float]] = {}
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+        self.scores[record["epoch"]] = self.evaluate()
+
+    def annotate(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``record`` with the held-out scores of its epoch."""
+        record = dict(record)
+        own_loss = record.get("val_loss", math.nan)
+        own_score = record.get("val_score", math.nan)
+        record["val_loss"], record["val_score"] = self.scores[record["epoch"]]
+        if not (math.isnan(own_loss) and math.isnan(own_score)):
+            record.update(zip(EARLY_STOPPING_KEYS, (own_loss, own_score), strict=True))
+        return record
 
 
 class _BlockwisePredictions:

@@ -1,8 +1,10 @@
-"""Fold splits and per-fold seeds: what makes a cross-validation reproducible.
+"""Fold splits and seeds: what makes a cross-validation (and a study) reproducible.
 
-Private helper of :mod:`nncv.cv`. Splits are computed once, in the calling process,
-before any work is sent out, and every fold's seed depends only on
-``(random_state, fold)``; so a fold trains the same way in whichever process runs it.
+The one place that splits rows into folds (:func:`make_splits`) and derives seeds from
+keys (:func:`derive_seed`): ``(random_state, fold)`` for :func:`nncv.cross_validate`,
+``(study_seed, trial, fold)`` for a study. Splits are computed once, in the calling
+process, before any work is sent out; so a fold trains the same way in whichever
+process runs it.
 """
 
 from __future__ import annotations
@@ -14,21 +16,17 @@ from sklearn.base import is_classifier
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils.multiclass import type_of_target
 
-from nncv.exceptions import NncvError
+from nncv.exceptions import CVSetupError
 
 __all__ = [
-    "CVSetupError",
     "base_seed",
     "compact_rows",
+    "derive_seed",
     "fold_seed",
     "make_splits",
     "seed_estimator",
     "shuffle_seed",
 ]
-
-
-class CVSetupError(NncvError, ValueError):
-    """The data, the splitter or the weights given to a cross-validation do not fit."""
 
 
 def base_seed(random_state: int | np.random.Generator | np.random.RandomState | None) -> int:
@@ -61,15 +59,31 @@ def base_seed(random_state: int | np.random.Generator | np.random.RandomState | 
     )
 
 
+def derive_seed(*keys: int, spawn_key: tuple[int, ...] = ()) -> int:
+    """A 32-bit seed from integer keys: ``SeedSequence(keys, spawn_key).generate_state(1)[0]``.
+
+    Every seed nncv derives comes from here: a fold of :func:`nncv.cross_validate` from
+    ``(random_state, fold)``, a fold of a trial from ``(study_seed, trial, fold)``, a
+    study's shuffling and samplers from ``study_seed`` with a ``spawn_key``.
+
+    Examples
+    --------
+    >>> derive_seed(0, 3, 1) == derive_seed(0, 3, 1) != derive_seed(0, 3, 2)
+    True
+    """
+    entropy = keys[0] if len(keys) == 1 else list(keys)
+    return int(np.random.SeedSequence(entropy, spawn_key=spawn_key).generate_state(1)[0])
+
+
 def fold_seed(base: int, fold: int) -> int:
-    """The seed of fold ``fold``: ``SeedSequence([base, fold]).generate_state(1)[0]``.
+    """The seed of fold ``fold``: ``derive_seed(base, fold)``.
 
     Examples
     --------
     >>> fold_seed(0, 1) == fold_seed(0, 1) != fold_seed(0, 2)
     True
     """
-    return int(np.random.SeedSequence([base, fold]).generate_state(1)[0])
+    return derive_seed(base, fold)
 
 
 def shuffle_seed(base: int) -> int:
@@ -85,7 +99,7 @@ def shuffle_seed(base: int) -> int:
     """
     if base < 2**32:
         return base
-    return int(np.random.SeedSequence(base).generate_state(1)[0])
+    return derive_seed(base)
 
 
 def seed_estimator(estimator: Any, seed: int) -> list[str]:
@@ -136,11 +150,13 @@ def make_splits(
     estimator: Any,
     groups: Any = None,
     shuffle_seed: int,
+    compact: bool = True,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Compute every fold's ``(train, test)`` rows once.
 
     ``test`` is an index array; ``train`` is a boolean row mask when that loses nothing
     (see :func:`compact_rows`): a million-row, 5-fold split then takes 5 MB, not 32 MB.
+    ``compact=False`` keeps ``train`` an index array too (a study stores its splits).
 
     ``cv`` as an int gives ``StratifiedKFold`` for a classifier with a binary or
     multiclass target and ``KFold`` otherwise, both shuffled with ``shuffle_seed``;
@@ -173,16 +189,15 @@ def make_splits(
     n_samples = len(y)
     try:
         splits = [
-            (
-                compact_rows(np.asarray(train, dtype=np.intp), n_samples),
-                np.asarray(test, dtype=np.intp),
-            )
+            (np.asarray(train, dtype=np.intp), np.asarray(test, dtype=np.intp))
             for train, test in splitter.split(X, y, groups)
         ]
     except ValueError as error:
         raise CVSetupError(f"cannot split the data with {splitter!r}: {error}") from error
     if not splits:
         raise CVSetupError(f"{splitter!r} produced no folds")
+    if compact:
+        splits = [(compact_rows(train, n_samples), test) for train, test in splits]
     for fold, (train, test) in enumerate(splits):
         n_train = np.count_nonzero(train) if train.dtype == bool else len(train)
         if n_train == 0 or len(test) == 0:
