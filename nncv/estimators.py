@@ -543,7 +543,7 @@ class _BaseNN(BaseEstimator):
         # callback holding this estimator would make (freed at once, not at the next gc).
         self._trainer.callbacks = []
         frame = pd.DataFrame(self._trainer.history, columns=list(HISTORY_COLUMNS))
-        self.history_ = frame
+        self._history = {column: frame[column].to_numpy() for column in HISTORY_COLUMNS}
         self.n_iter_ = int(frame["epoch"].iloc[-1]) if len(frame) else 0
         if stopper is not None and stopper.best_epoch is not None:
             self.best_epoch_ = int(stopper.best_epoch)
@@ -666,6 +666,17 @@ class _BaseNN(BaseEstimator):
         tags.input_tags.sparse = True
         return tags
 
+    @property
+    def history_(self) -> pd.DataFrame:
+        """One row per epoch: epoch, loss, data_loss, val_loss, val_score, learning_rate.
+
+        Built on each access from plain arrays (kept as a dict of NumPy arrays, so that the
+        fitted estimator holds no pandas object and ``skops.io`` can save it).
+        """
+        if "_history" not in vars(self):
+            raise AttributeError(f"{type(self).__name__} is not fitted: it has no history_ yet")
+        return pd.DataFrame({column: values.copy() for column, values in self._history.items()})
+
     # ---------------------------------------------------------- gradient check
     def _gradient_check_problem(self, X, y, sample_weight=None):
         """``(network, inputs, targets, sample_weight)`` for
@@ -712,7 +723,7 @@ class _BaseNN(BaseEstimator):
             arrays["network.running_statistics"] = self.network_.running_statistics.copy()
         arrays.update({f"optimizer.{k}": v for k, v in optimizer_arrays.items()})
         arrays.update(
-            {f"history.{c}": self.history_[c].to_numpy(np.float64) for c in HISTORY_COLUMNS}
+            {f"history.{c}": np.asarray(self._history[c], np.float64) for c in HISTORY_COLUMNS}
         )
         self._add_target_state(meta, arrays)
         return meta, arrays
@@ -750,7 +761,7 @@ class _BaseNN(BaseEstimator):
         history = pd.DataFrame({c: arrays[f"history.{c}"] for c in HISTORY_COLUMNS})
         history["epoch"] = history["epoch"].astype(np.int64)
         estimator._trainer.history = history.to_dict("records")
-        estimator.history_ = history
+        estimator._history = {column: history[column].to_numpy() for column in HISTORY_COLUMNS}
         estimator.n_iter_ = int(meta["n_iter"])
         estimator.best_epoch_ = int(meta["best_epoch"])
         estimator.loss_curve_ = history["loss"].tolist()

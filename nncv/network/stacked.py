@@ -6,9 +6,13 @@ configuration as the rows of one ``(k, n_parameters)`` array, in exactly the lay
 Dense layer is a strided view ``[k, n_in, n_out]`` into it, the forward and backward passes
 are ``np.matmul`` over the fold axis and element-wise work over the whole stack, so the
 per-batch cost of Python and NumPy calls is paid once for ``k`` networks (the k folds of
-one configuration in cross-validation). Activations, losses, dropout and regularisation
-reuse the single network's functions and tables; each network draws its dropout masks from
-its own generator, exactly as it would alone.
+one configuration in cross-validation). Activations, losses, dropout, batch normalisation
+and regularisation reuse the single network's functions and tables; each network draws its
+dropout masks from its own generator, exactly as it would alone. Batch normalisation takes
+each network's statistics over its own rows only (the leading fold axis of the pure
+functions in :mod:`nncv.network.layers` is independent), and the networks' running
+statistics are the rows of a ``(k, n_statistics)`` array laid out as
+:attr:`nncv.network.model.Network.running_statistics`.
 
 :class:`StackedOptimizer` applies one optimiser's update rule to the whole stack, with each
 network's own step count (and so its own learning rate and Adam bias corrections).
@@ -27,13 +31,21 @@ import scipy.sparse as sp
 from nncv.exceptions import ConfigurationError
 from nncv.network._constants import ones
 from nncv.network.activations import ACTIVATIONS, DERIVATIVES
-from nncv.network.layers import Activation, Dense, Dropout
+from nncv.network.layers import (
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    batch_norm_backward,
+    batch_norm_inference,
+    batch_norm_training,
+)
 from nncv.network.model import PREDICT_CHUNK_ROWS, STACKED_BIAS_MAX_WIDTH_RATIO, Network
 from nncv.network.optimizers import Adam, Optimizer
 
 __all__ = ["StackedNetwork", "StackedOptimizer"]
 
-_DENSE, _ACTIVATION, _DROPOUT = "dense", "activation", "dropout"
+_DENSE, _BATCH_NORM, _ACTIVATION, _DROPOUT = "dense", "batch_norm", "activation", "dropout"
 
 
 class _StackedDense:
@@ -87,6 +99,71 @@ class _StackedDense:
         return np.matmul(grad, self.weights.transpose(0, 2, 1), out=input_grad)
 
 
+class _StackedBatchNorm:
+    """Views of one BatchNorm layer over the stacked parameter, gradient and running-statistics
+    arrays: ``gamma``, ``beta``, their gradients and the running mean and variance are
+    ``(n_stack, width)``, row ``f`` being network ``f``'s."""
+
+    def __init__(
+        self,
+        batch_norm: BatchNorm,
+        offset: int,
+        statistics_offset: int,
+        parameters: np.ndarray,
+        gradients: np.ndarray,
+        statistics: np.ndarray,
+    ):
+        width = batch_norm.width
+        self.width = width
+        self.momentum, self.epsilon = batch_norm.momentum, batch_norm.epsilon
+        middle, end = offset + width, offset + 2 * width
+        self.gamma, self.beta = parameters[:, offset:middle], parameters[:, middle:end]
+        self.gamma_grad, self.beta_grad = gradients[:, offset:middle], gradients[:, middle:end]
+        middle, end = statistics_offset + width, statistics_offset + 2 * width
+        self.running_mean = statistics[:, statistics_offset:middle]
+        self.running_variance = statistics[:, middle:end]
+
+    def forward(self, inputs: np.ndarray, out: np.ndarray, *, training: bool, row_scale):
+        """:meth:`BatchNorm.forward` for every network: ``inputs`` is ``[k, n, width]``, each
+        network's statistics are over its own ``n`` rows (weighted by its ``row_scale``
+        column ``[k, n, 1]``, or ``1 / n`` when None)."""
+        if not training:
+            return batch_norm_inference(
+                inputs,
+                self.gamma,
+                self.beta,
+                self.running_mean,
+                self.running_variance,
+                self.epsilon,
+            )
+        if row_scale is None:
+            row_scale = 1.0 / inputs.shape[-2]
+        self._row_scale = row_scale
+        mean, variance, self._inverse_std = batch_norm_training(
+            inputs, self.gamma, self.beta, row_scale, self.epsilon, out
+        )
+        self.normalized = inputs
+        keep = self.momentum
+        self.running_mean *= keep
+        self.running_mean += (1 - keep) * mean
+        self.running_variance *= keep
+        self.running_variance += (1 - keep) * variance
+        return out
+
+    def backward(self, grad: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+        """Store every network's ``dgamma``, ``dbeta``; return ``dL/dinputs`` in ``grad``."""
+        return batch_norm_backward(
+            grad,
+            self.normalized,
+            self.gamma,
+            self._inverse_std,
+            self._row_scale,
+            self.gamma_grad,
+            self.beta_grad,
+            scratch,
+        )
+
+
 class StackedNetwork:
     """``n_stack`` networks with the configuration of ``template``, trained as one stack.
 
@@ -100,7 +177,12 @@ class StackedNetwork:
     Attributes
     ----------
     parameters, gradients : ndarray of shape (n_stack, n_parameters)
-        Row ``f`` is network ``f``'s flat vector, laid out as ``Network.parameters``.
+        Row ``f`` is network ``f``'s flat vector, laid out as ``Network.parameters``
+        (batch norm's ``gamma`` and ``beta`` after the Dense layers, as there).
+    running_statistics : ndarray of shape (n_stack, n_statistics)
+        Row ``f`` is network ``f``'s batch-norm running mean and variance, laid out as
+        ``Network.running_statistics`` (no columns without batch norm). Training steps
+        update each row from its own network's batches; inference uses them.
 
     Examples
     --------
@@ -111,6 +193,8 @@ class StackedNetwork:
     (4, 51)
     >>> stack.forward(np.zeros((4, 5, 2))).shape
     (4, 5, 3)
+    >>> StackedNetwork(Network(2, [8], 3, batch_norm=True), 4).running_statistics.shape
+    (4, 16)
     """
 
     def __init__(self, template: Network, n_stack: int) -> None:
@@ -121,16 +205,34 @@ class StackedNetwork:
         n_parameters = template.parameters.size
         self.parameters = np.zeros((self.n_stack, n_parameters), self.dtype)
         self.gradients = np.zeros((self.n_stack, n_parameters), self.dtype)
+        self.running_statistics = np.zeros(
+            (self.n_stack, template.running_statistics.size), self.dtype
+        )
         self._scratch = np.empty_like(self.parameters)
         self._l1, self._l2 = template._l1, template._l2
         self._layers: list[tuple[str, Any]] = []
         offset = 0
+        # gamma and beta follow every Dense layer's parameters, as in Network.parameters
+        batch_norm_offset = sum(dense.n_parameters for dense in template.dense_layers)
+        statistics_offset = 0
         for layer in template.layers:
             if isinstance(layer, Dense):
                 self._layers.append(
                     (_DENSE, _StackedDense(layer, offset, self.parameters, self.gradients))
                 )
                 offset += layer.n_parameters
+            elif isinstance(layer, BatchNorm):
+                stacked = _StackedBatchNorm(
+                    layer,
+                    batch_norm_offset,
+                    statistics_offset,
+                    self.parameters,
+                    self.gradients,
+                    self.running_statistics,
+                )
+                self._layers.append((_BATCH_NORM, stacked))
+                batch_norm_offset += layer.n_parameters
+                statistics_offset += layer.n_statistics
             elif isinstance(layer, Activation):
                 self._layers.append((_ACTIVATION, layer.name))
             elif isinstance(layer, Dropout):
@@ -165,7 +267,11 @@ class StackedNetwork:
                 input_grad = self._buffer(f"grad{index}", n_rows, layer.n_inputs) if index else None
                 plan.append((kind, layer, out, input_grad))
                 width = layer.n_outputs
-            elif kind is _ACTIVATION:  # in place: its output is the Dense layer's buffer
+            elif kind is _BATCH_NORM:  # its training output; scratch space in backward
+                plan.append((kind, layer, self._buffer(f"out{index}", n_rows, width), None))
+            elif kind is _ACTIVATION:
+                # in place on the previous layer's output (Dense, or batch norm in training):
+                # the backward pass takes the derivative from that buffer
                 plan.append((kind, layer, plan[-1][2], None))
             else:
                 out = self._buffer(f"out{index}", n_rows, width)
@@ -186,12 +292,17 @@ class StackedNetwork:
         *,
         training: bool = False,
         rngs: Sequence[np.random.Generator] | None = None,
+        row_scale=None,
     ) -> np.ndarray:
         """Output activations ``[n_stack, n_rows, n_outputs]`` (a view the next call reuses).
 
         ``inputs`` is ``[n_stack, n_rows, n_inputs]`` in the network's dtype, or a list of
         ``n_stack`` CSR matrices with ``n_rows`` rows each. With ``training=True``, network
-        ``f`` draws its dropout masks from ``rngs[f]``, layer by layer, as it would alone.
+        ``f`` draws its dropout masks from ``rngs[f]``, layer by layer, as it would alone,
+        and batch normalisation uses each network's batch statistics, weighted by
+        ``row_scale`` (``1 / n_rows`` when None, else ``[n_stack, n_rows, 1]`` of
+        ``w / sum(w)`` per network), and updates its row of :attr:`running_statistics`;
+        otherwise it uses the running statistics.
         """
         n_rows = inputs[0].shape[0] if isinstance(inputs, list) else inputs.shape[1]
         *plan, augmented = self._plan(n_rows)
@@ -203,6 +314,8 @@ class StackedNetwork:
             if kind is _DENSE:
                 values = layer.forward(values, buffer, augmented)
                 augmented = None
+            elif kind is _BATCH_NORM:
+                values = layer.forward(values, buffer, training=training, row_scale=row_scale)
             elif kind is _ACTIVATION:
                 values = ACTIVATIONS[layer](values)  # in place on the Dense layer's buffer
             elif training:
@@ -232,6 +345,8 @@ class StackedNetwork:
         for kind, layer, buffer, extra in reversed(plan):
             if kind is _DENSE:
                 grad = layer.backward(grad, extra)
+            elif kind is _BATCH_NORM:
+                grad = layer.backward(grad, buffer)
             elif kind is _ACTIVATION:
                 grad = DERIVATIVES[layer](buffer, grad)
             elif self._dropout_active:
@@ -259,19 +374,39 @@ class StackedNetwork:
 
         ``targets`` is ``[n_stack, n_rows, n_outputs]``; ``scale`` is ``1 / n_rows`` (a float) or
         ``[n_stack, n_rows, 1]`` of ``w / sum(w)`` per network (as in
-        :meth:`Network.compute_gradients`).
+        :meth:`Network.compute_gradients`); it weights each network's batch-norm statistics
+        as it weights its loss.
         """
-        outputs = self.forward(inputs, training=True, rngs=rngs)
+        outputs = self.forward(inputs, training=True, rngs=rngs, row_scale=scale)
         n_stack, n_rows, n_outputs = outputs.shape
         flat_outputs = outputs.reshape(-1, n_outputs)
         flat_targets = targets.reshape(-1, n_outputs)
         losses = self.loss.per_sample(flat_outputs, flat_targets)
-        if type(scale) is not float:
-            scale = scale.reshape(-1, 1)
-        self.loss.gradient(flat_outputs, flat_targets, scale)
+        flat_scale = scale if type(scale) is float else scale.reshape(-1, 1)
+        self.loss.gradient(flat_outputs, flat_targets, flat_scale)
         self.backward(outputs)
         self.add_regularisation_gradient()
         return losses.reshape(n_stack, n_rows)
+
+    def load_networks(self, networks: Sequence[Network]) -> None:
+        """Copy ``networks[f]``'s parameters and batch-norm running statistics into row ``f``
+        (what a fold ensemble does before :meth:`predict`).
+
+        Raises
+        ------
+        ConfigurationError
+            When the number of networks or their configuration is not the stack's.
+        """
+        if len(networks) != self.n_stack:
+            raise ConfigurationError(
+                f"the stack holds {self.n_stack} networks, got {len(networks)}"
+            )
+        config = self.template.get_config()
+        for row, network in enumerate(networks):
+            if network.get_config() != config:
+                raise ConfigurationError(f"network {row}'s configuration differs from the stack's")
+            self.parameters[row] = network.parameters
+            self.running_statistics[row] = network.running_statistics
 
     def predict(self, inputs) -> np.ndarray:
         """Every network's outputs for the same ``inputs`` (dropout off), as a new

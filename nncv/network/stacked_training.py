@@ -14,10 +14,10 @@ with its best weights) and history. Folds of unequal size run their last, shorte
 (and any extra batches) as smaller stacks. A fold that stops (early stopping, or a diverged
 loss) stops changing while the others go on; training ends when every fold has stopped.
 
-After every epoch each fold's state — parameters, optimiser state and step count, epoch
-count, history — is written back into its own :class:`Trainer`, so the ``k`` trainers (and
-their networks) are at any time exactly what training each fold alone would have left:
-fitted estimators, scoring and persistence use them unchanged.
+After every epoch each fold's state — parameters, batch-norm running statistics, optimiser
+state and step count, epoch count, history — is written back into its own :class:`Trainer`,
+so the ``k`` trainers (and their networks) are at any time exactly what training each fold
+alone would have left: fitted estimators, scoring and persistence use them unchanged.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class _Stack:
     def load(self, source: _Stack, positions: np.ndarray) -> None:
         """Copy rows ``positions`` of ``source`` into this stack."""
         self.network.parameters[...] = source.network.parameters[positions]
+        self.network.running_statistics[...] = source.network.running_statistics[positions]
         self.optimizer.iterations[...] = source.optimizer.iterations[positions]
         self.optimizer.iterations_changed()
         for slot, values in self.optimizer.state.items():
@@ -86,6 +87,7 @@ class _Stack:
     def store(self, target: _Stack, positions: np.ndarray) -> None:
         """Copy this stack back into rows ``positions`` of ``target``."""
         target.network.parameters[positions] = self.network.parameters
+        target.network.running_statistics[positions] = self.network.running_statistics
         target.optimizer.iterations[positions] = self.optimizer.iterations
         target.optimizer.iterations_changed()
         for slot, values in self.optimizer.state.items():
@@ -160,9 +162,12 @@ class StackedTrainer:
 
     Notes
     -----
-    Batch normalisation is not supported yet: a stack would hold each fold's running
-    statistics as ``[k, width]`` rows beside its parameters, the way the optimiser state is
-    held here.
+    Batch normalisation is stacked like the rest: each fold's ``gamma`` and ``beta`` are part
+    of its parameter row, its running statistics a row of the stack's
+    ``(k, n_statistics)`` array (loaded from and written back into its network with the
+    parameters, so early stopping keeps and restores them as a fold alone does), and its
+    batch statistics are taken over its own rows of each step only, weighted by its sample
+    weights (a shorter last batch runs in a smaller stack, never with padding rows).
 
     Attributes
     ----------
@@ -271,6 +276,7 @@ class StackedTrainer:
     def _load_trainers(self, stack: _Stack) -> None:
         for position, trainer in enumerate(self.trainers):
             stack.network.parameters[position] = trainer.network.parameters
+            stack.network.running_statistics[position] = trainer.network.running_statistics
             stack.optimizer.iterations[position] = trainer.optimizer.iterations
             stack.optimizer.iterations_changed()
             for slot, values in stack.optimizer.state.items():
@@ -282,6 +288,7 @@ class StackedTrainer:
         """Write ``stack``'s row ``position`` into fold ``fold``'s own network and optimiser."""
         trainer = self.trainers[fold]
         trainer.network.set_parameters(stack.network.parameters[position])
+        trainer.network.set_running_statistics(stack.network.running_statistics[position])
         optimizer = trainer.optimizer
         optimizer.iterations = int(stack.optimizer.iterations[position])
         for slot, values in stack.optimizer.state.items():
@@ -316,6 +323,9 @@ class StackedTrainer:
                 old_stack, old_position = self._fold_position[fold]
                 single = self._stacks[old_stack]
                 new.network.parameters[position] = single.network.parameters[old_position]
+                new.network.running_statistics[position] = single.network.running_statistics[
+                    old_position
+                ]
                 new.optimizer.iterations[position] = single.optimizer.iterations[old_position]
                 new.optimizer.iterations_changed()
                 for slot, values in new.optimizer.state.items():

@@ -353,27 +353,3 @@ def test_pure_functions_stack_over_a_leading_fold_axis(weighted):
             z[fold].copy(), gamma[fold], beta[fold], z[fold].mean(0), z[fold].var(0), 1e-5
         )
         np.testing.assert_allclose(inference[fold], fold_inference, rtol=1e-12)
-
-
-def test_the_fold_stack_refuses_batch_norm_clearly():
-    """``nncv.network.stacked`` does not stack batch norm yet: a clear error, not wrong numbers
-    (the pure functions above are ready for it)."""
-    from nncv.network import FoldData, StackedTrainer
-
-    rng = np.random.default_rng(0)
-    X, Y = rng.normal(size=(40, 4)), np.eye(3)[rng.integers(0, 3, 40)]
-
-    def trainer(seed):
-        network = Network(4, [8], 3, dtype=np.float64, batch_norm=True)
-        network.initialize(np.random.default_rng(seed))
-        return Trainer(
-            network,
-            optimizers.Adam(),
-            schedules.InverseTimeDecay(0.01),
-            rng=np.random.default_rng(seed),
-            batch_size=16,
-        )
-
-    with pytest.raises(ConfigurationError, match="BatchNorm"):
-        stack = StackedTrainer([trainer(0), trainer(1)], [FoldData(X, Y), FoldData(X, Y)])
-        list(stack.advance(1))

@@ -20,6 +20,7 @@ import io
 import os
 import secrets
 import shutil
+import stat
 import sys
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,7 @@ from nncv.exceptions import ArtifactError
 
 __all__ = [
     "FILES",
+    "READ_LIMITS",
     "ZIP_SUFFIXES",
     "ZIP_TIME",
     "check_member_name",
@@ -79,22 +81,68 @@ def is_zip_path(path: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- reading
-def read_files(path: Path, names: Iterable[str] = FILES) -> dict[str, bytes]:
-    """The bytes of ``names`` from the artifact at ``path`` (a directory or a zip file)."""
+#: The most bytes read of each small file; ``arrays.npz`` is bounded by the manifest instead.
+READ_LIMITS = {"SHA256SUMS": 4096, "manifest.json": 64 * 2**20}
+
+
+def read_files(
+    path: Path, names: Iterable[str] = FILES, limits: Mapping[str, int] | None = None
+) -> dict[str, bytes]:
+    """The bytes of ``names`` from the artifact at ``path`` (a directory or a zip file).
+
+    Each file is read only if it is a regular file (never a symlink, FIFO or device) of at
+    most ``limits[name]`` bytes (default :data:`READ_LIMITS`); anything else is refused.
+    """
+    limits = {**READ_LIMITS, **(limits or {})}
     if path.is_dir():
-        return _read_directory(path, names)
+        return _read_directory(path, names, limits)
     if path.is_file():
-        return _read_zip(path, names)
+        return _read_zip(path, names, limits)
     if path.exists():
         raise ArtifactError(f"{path} is neither a directory nor a file")
     raise ArtifactError(f"no nncv artifact at {path}: nothing exists there")
 
 
-def _read_directory(path: Path, names: Iterable[str]) -> dict[str, bytes]:
+def _too_big(where: str, limit: int) -> ArtifactError:
+    return ArtifactError(
+        f"{where} is larger than the {limit} bytes its artifact can need; refusing to read it"
+    )
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of the regular file ``path``, opened without following links."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ArtifactError(
+                f"{path} is a symbolic link; nncv reads regular files only"
+            ) from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ArtifactError(
+                f"{path} is not a regular file (a FIFO, device or directory); nncv reads "
+                "regular files only"
+            )
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise _too_big(str(path), limit)
+        data = handle.read(size + 1)  # one more byte: a file that grew is refused too
+    if len(data) > limit or len(data) > size:
+        raise _too_big(str(path), limit)
+    return data
+
+
+def _read_directory(
+    path: Path, names: Iterable[str], limits: Mapping[str, int]
+) -> dict[str, bytes]:
     files = {}
     for name in names:
         try:
-            files[name] = (path / name).read_bytes()
+            files[name] = _read_regular_file(path / name, limits.get(name, 0))
         except FileNotFoundError:
             raise ArtifactError(f"{path} is not an nncv artifact: {name} is missing") from None
         except OSError as error:
@@ -102,7 +150,7 @@ def _read_directory(path: Path, names: Iterable[str]) -> dict[str, bytes]:
     return files
 
 
-def _read_zip(path: Path, names: Iterable[str]) -> dict[str, bytes]:
+def _read_zip(path: Path, names: Iterable[str], limits: Mapping[str, int]) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -119,6 +167,8 @@ def _read_zip(path: Path, names: Iterable[str]) -> dict[str, bytes]:
             for name in names:
                 if name not in present:
                     raise ArtifactError(f"{path} is not an nncv artifact: {name} is missing")
+                if zf.getinfo(name).file_size > limits.get(name, 0):
+                    raise _too_big(f"{path} entry {name!r}", limits.get(name, 0))
                 files[name] = zf.read(name)
             return files
     except ArtifactError:

@@ -1,23 +1,4 @@
-"""Save and load fitted models without pickle: :func:`save`, :func:`load`, :func:`inspect`.
-
-An artifact holds a fitted ``NNClassifier``/``NNRegressor``, or a fitted scikit-learn
-``Pipeline`` of supported preprocessing steps (``StandardScaler``, ``MinMaxScaler``,
-``RobustScaler``, ``MaxAbsScaler``, ``OneHotEncoder``, a ``ColumnTransformer`` of these)
-ending in one — the scaler together with the network it was trained behind.
-
-It is a directory, or a single zip file when the path ends in ``.nncv`` (or ``.zip``), holding
-
-* ``manifest.json`` — format version; nncv, NumPy and scikit-learn versions; every step's type,
-  parameters and learnt attributes; classes, feature names, layer shapes; the dtype, shape and
-  SHA-256 of every array;
-* ``arrays.npz`` — the numeric arrays, read with ``allow_pickle=False``;
-* ``SHA256SUMS`` — the SHA-256 of the two files above (``sha256sum -c`` format).
-
-Loading verifies every checksum and builds only classes from a fixed allow-list: a tampered,
-truncated or foreign file raises :class:`~nncv.exceptions.ArtifactError` and never runs code.
-Saving is atomic: the previous artifact at the path survives a failed or killed save.
-The format is described byte by byte in the README, section "Saving and loading models".
-"""
+"""The public entry points of :mod:`nncv.persistence`: save, load and inspect."""
 
 from __future__ import annotations
 
@@ -31,8 +12,8 @@ import numpy as np
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 
-from nncv._persistence import _container, _manifest, _npz, _types
 from nncv.exceptions import ArtifactError
+from nncv.persistence import _container, _manifest, _npz, _types
 
 __all__ = ["FORMAT_VERSION", "inspect", "load", "save"]
 
@@ -47,8 +28,11 @@ def save(obj: Any, path: PathLike) -> Path:
     ----------
     obj : NNClassifier, NNRegressor or sklearn.pipeline.Pipeline
         Fitted. A pipeline may hold ``StandardScaler``, ``MinMaxScaler``, ``RobustScaler``,
-        ``MaxAbsScaler``, ``OneHotEncoder``, ``ColumnTransformer`` (of these, remainder
-        ``"drop"`` or ``"passthrough"``) and ``"passthrough"`` steps.
+        ``MaxAbsScaler``, ``SimpleImputer``, ``PCA``, ``TruncatedSVD``,
+        ``PolynomialFeatures``, ``SplineTransformer``, ``QuantileTransformer``,
+        ``PowerTransformer``, ``Normalizer``, ``KBinsDiscretizer``, ``OneHotEncoder``,
+        ``OrdinalEncoder``, ``ColumnTransformer`` (of these, remainder ``"drop"`` or
+        ``"passthrough"``), nested ``Pipeline`` and ``"passthrough"`` steps.
     path : str or path-like
         A path ending in ``.nncv`` (or ``.zip``) gives a single zip file; any other path a
         directory. An existing artifact there is replaced; an unrelated non-empty directory
@@ -159,7 +143,10 @@ def load(path: PathLike) -> Any:
     ------
     ArtifactError
         If anything is missing, malformed, changed (checksums), of a newer format, names a
-        type outside the allow-list, or holds an object array.
+        type outside the allow-list, holds an object array, a parameter value a saved model
+        must not hold (``Pipeline.memory``, a callable, a path) or an array whose shape or
+        dtype disagrees with the model; or if a file is not a regular file or is larger than
+        the manifest implies.
 
     Warns
     -----
@@ -179,10 +166,12 @@ def load(path: PathLike) -> Any:
     ['scale', 'net']
     """
     path = Path(os.fspath(path))
-    manifest, read = _read_manifest(path, _container.FILES)
+    manifest, read = _read_manifest(path, ("SHA256SUMS", "manifest.json"))
     table = _manifest.array_table(manifest)
-    arrays = _npz.read_npz(read["files"]["arrays.npz"], table)
-    _manifest.verify_checksum("arrays.npz", read["files"]["arrays.npz"], read["sums"])
+    limit = {"arrays.npz": _manifest.npz_size_limit(table)}
+    data = _container.read_files(path, ("arrays.npz",), limit)["arrays.npz"]
+    arrays = _npz.read_npz(data, table)
+    _manifest.verify_checksum("arrays.npz", data, read["sums"])
     _warn_on_version(manifest, path)
     used: set[str] = set()
     try:

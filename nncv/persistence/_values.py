@@ -6,14 +6,19 @@ else is a one-key object whose key names the kind of value (the *tag*):
 ======================  =================================================================
 ``{"float": "nan"}``    a non-finite float: ``"nan"``, ``"inf"`` or ``"-inf"``
 ``{"tuple": [...]}``    a tuple
-``{"dict": [[k, v]]}``  a dict with string keys, in insertion order
+``{"dict": [[k, v]]}``  a dict with string or integer keys, in insertion order
 ``{"slice": [a,b,c]}``  ``slice(a, b, c)`` (ints or null)
 ``{"number": {...}}``   a NumPy scalar: ``{"dtype": "float64", "value": 1.5}``
 ``{"numpy_type": n}``   a NumPy scalar type such as ``numpy.float64`` (numeric only)
 ``{"numpy_dtype": n}``  a ``numpy.dtype`` (numeric only)
 ``{"array": key}``      a numeric array stored in ``arrays.npz`` under ``key``
+``{"fortran_array":``   the same, loaded in Fortran (column-major) order as it was saved,
+``key}``                  so that products with it are bit-identical after loading
+``{"bspline": {...}}``  a ``scipy.interpolate.BSpline``: ``t``, ``c`` (arrays), ``k``,
+                          ``extrapolate`` (bool or ``"periodic"``), ``axis``
 ``{"object_array":``    a string/object array kept in the manifest:
-``{dtype,shape,items}}``  dtype ``"object"`` or ``"<U<n>"``, items flat in C order
+``{dtype,shape,items}}``  dtype ``"object"`` or ``"<U<n>"``, items flat in C order (scalars,
+                          or numeric arrays as ``{"array": key}``)
 ``{"estimator": node}`` a nested estimator (see ``_types``)
 ======================  =================================================================
 
@@ -28,6 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from scipy.interpolate import BSpline
 
 from nncv.exceptions import ArtifactError
 
@@ -110,6 +116,8 @@ class ValueEncoder:
             return {"numpy_type": self._dtype_name(np.dtype(value), key, where)}
         if type(value) is np.ndarray:
             return self._array(value, key, where)
+        if type(value) is BSpline:
+            return {"bspline": self._bspline(value, key, where)}
         if hasattr(value, "get_params") and not isinstance(value, type):
             child = labels.get(id(value), f"{where} → {key}")
             return {"estimator": self.encode_estimator(value, key, child)}
@@ -122,8 +130,10 @@ class ValueEncoder:
     def _dict(self, value: dict, key: str, where: str, labels: Mapping[int, str]) -> list:
         pairs = []
         for i, (name, item) in enumerate(value.items()):
-            if not isinstance(name, str):
-                raise ArtifactError(f"cannot save {where}: {key!r} has a non-string key {name!r}")
+            if not isinstance(name, str | int) or isinstance(name, bool | np.integer):
+                raise ArtifactError(
+                    f"cannot save {where}: {key!r} has a key {name!r} that is not a string or int"
+                )
             pairs.append([name, self.encode(item, f"{key}.{i}", where, labels)])
         return pairs
 
@@ -144,20 +154,37 @@ class ValueEncoder:
         item = value.item()
         return {"dtype": name, "value": _encode_float(item) if isinstance(item, float) else item}
 
+    def _bspline(self, value: BSpline, key: str, where: str) -> dict[str, Any]:
+        extrapolate = value.extrapolate
+        if not (isinstance(extrapolate, bool) or extrapolate == "periodic"):
+            raise ArtifactError(f"cannot save {where}: {key!r} has extrapolate={extrapolate!r}")
+        return {
+            "t": self._array(np.asarray(value.t), f"{key}.t", where),
+            "c": self._array(np.asarray(value.c), f"{key}.c", where),
+            "k": int(value.k),
+            "extrapolate": extrapolate,
+            "axis": int(value.axis),
+        }
+
     def _array(self, value: np.ndarray, key: str, where: str) -> dict[str, Any]:
         if value.dtype.name in NUMERIC_DTYPES:
             if key in self.arrays:
                 raise ArtifactError(f"cannot save {where}: two arrays share the name {key!r}")
             self.arrays[check_key(key, f"cannot save {where}")] = value
-            return {"array": key}
+            fortran = value.ndim > 1 and value.flags.f_contiguous and not value.flags.c_contiguous
+            return {"fortran_array" if fortran else "array": key}
         if value.dtype.kind == "U" or value.dtype == object:
-            items = [self._item(v, key, where) for v in value.ravel(order="C")]
+            items = [
+                self._item(v, f"{key}.{i}", where) for i, v in enumerate(value.ravel(order="C"))
+            ]
             dtype = "object" if value.dtype == object else value.dtype.newbyteorder("<").str
             return {"object_array": {"dtype": dtype, "shape": list(value.shape), "items": items}}
         raise ArtifactError(f"cannot save {where}: {key!r} is an array of dtype {value.dtype}")
 
     def _item(self, value: Any, key: str, where: str) -> Any:
-        """Encode one element of an object array: scalars only."""
+        """Encode one element of an object array: a scalar or a numeric array."""
+        if type(value) is np.ndarray and value.dtype.name in NUMERIC_DTYPES:
+            return self._array(value, key, where)
         if isinstance(value, str):
             return str(value)
         if isinstance(value, np.generic):
@@ -230,6 +257,8 @@ class ValueDecoder:
             "numpy_type": lambda body, where: np.dtype(self._dtype(body, where)).type,
             "numpy_dtype": lambda body, where: np.dtype(self._dtype(body, where)),
             "array": self.array,
+            "fortran_array": lambda body, where: np.asfortranarray(self.array(body, where)),
+            "bspline": self._bspline,
             "object_array": self._object_array,
             "estimator": self.decode_estimator,
         }
@@ -247,9 +276,43 @@ class ValueDecoder:
 
     def _dict(self, body: Any, where: str) -> dict:
         pairs = self._list(body, where)
-        if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
-            raise ArtifactError(f"{where}: expected [key, value] pairs with string keys")
-        return dict(pairs)
+        if not all(
+            isinstance(p, list)
+            and len(p) == 2
+            and isinstance(p[0], str | int)
+            and not isinstance(p[0], bool)
+            for p in pairs
+        ):
+            raise ArtifactError(f"{where}: expected [key, value] pairs with string or int keys")
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            raise ArtifactError(f"{where}: a key appears twice")
+        return result
+
+    def _bspline(self, body: Any, where: str) -> BSpline:
+        if not isinstance(body, dict) or set(body) != {"t", "c", "k", "extrapolate", "axis"}:
+            raise ArtifactError(f"{where}: expected t, c, k, extrapolate and axis")
+        t, c = self.decode(body["t"], f"{where}.t"), self.decode(body["c"], f"{where}.c")
+        k, extrapolate, axis = body["k"], body["extrapolate"], body["axis"]
+        if not (
+            isinstance(t, np.ndarray)
+            and isinstance(c, np.ndarray)
+            and t.ndim == 1
+            and c.ndim in (1, 2)
+            and t.dtype.kind == "f"
+            and c.dtype.kind == "f"
+            and isinstance(k, int)
+            and not isinstance(k, bool)
+            and 0 <= k <= 10
+            and c.shape[0] == t.shape[0] - k - 1
+            and (isinstance(extrapolate, bool) or extrapolate == "periodic")
+            and axis == 0
+        ):
+            raise ArtifactError(f"{where}: the spline's knots, coefficients and degree disagree")
+        try:
+            return BSpline(t, c, k, extrapolate=extrapolate, axis=0)
+        except ValueError as error:
+            raise ArtifactError(f"{where}: not a valid spline: {error}") from None
 
     @staticmethod
     def _slice(body: Any, where: str) -> slice:
@@ -292,8 +355,9 @@ class ValueDecoder:
         values = []
         for i, item in enumerate(items):
             decoded = self.decode(item, f"{where}[{i}]") if isinstance(item, dict) else item
-            if not (decoded is None or isinstance(decoded, bool | int | float | str | np.generic)):
-                raise ArtifactError(f"{where}[{i}]: object arrays hold scalars only")
+            scalar = decoded is None or isinstance(decoded, bool | int | float | str | np.generic)
+            if not (scalar or (dtype == "object" and type(decoded) is np.ndarray)):
+                raise ArtifactError(f"{where}[{i}]: object arrays hold scalars or arrays only")
             if dtype != "object" and not isinstance(decoded, str):
                 raise ArtifactError(f"{where}[{i}]: a {dtype} array holds strings only")
             values.append(decoded)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import re
 from collections.abc import Mapping
@@ -19,8 +20,8 @@ from typing import Any
 import numpy as np
 import sklearn
 
-from nncv._persistence._values import NUMERIC_DTYPES, check_key, is_shape
 from nncv.exceptions import ArtifactError
+from nncv.persistence._values import NUMERIC_DTYPES, check_key, is_shape
 
 __all__ = [
     "FORMAT",
@@ -28,6 +29,7 @@ __all__ = [
     "array_table",
     "checksums",
     "dumps",
+    "npz_size_limit",
     "parse_checksums",
     "parse_manifest",
     "verify_checksum",
@@ -37,6 +39,8 @@ __all__ = [
 FORMAT = "nncv-artifact"
 FORMAT_VERSION = 1
 CHECKED_FILES = ("arrays.npz", "manifest.json")
+#: Deeper JSON is refused (an artifact's deepest value is a few dozen levels down).
+MAX_DEPTH = 100
 _CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S+)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NPY_DTYPES = frozenset(np.dtype(name).str for name in NUMERIC_DTYPES)
@@ -106,11 +110,40 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_depth(text: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH`, before the (recursive) parser runs."""
+    depth = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if match[0] in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise ArtifactError(
+                f"manifest.json nests more than {MAX_DEPTH} levels deep; no nncv artifact does"
+            )
+
+
+def npz_size_limit(table: Mapping[str, Mapping[str, Any]]) -> int:
+    """The most bytes an ``arrays.npz`` holding the arrays of ``table`` can take."""
+    total = 64 * 1024
+    for key, spec in table.items():
+        n_bytes = math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize
+        total += n_bytes + 4096 + 2 * len(key)
+    return total
+
+
 def parse_manifest(data: bytes) -> dict[str, Any]:
     """Parse ``manifest.json`` and check its format name and version (nothing else yet)."""
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ArtifactError(f"manifest.json is not UTF-8 (edited or truncated?): {error}") from None
+    _check_depth(text)
+    try:
         manifest = json.loads(
-            data.decode("utf-8"),
+            text,
             object_pairs_hook=_refuse_duplicates,
             parse_constant=_refuse_constant,
         )

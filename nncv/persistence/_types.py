@@ -20,26 +20,71 @@ from typing import Any
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.exceptions import NotFittedError
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    KBinsDiscretizer,
+    Normalizer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PolynomialFeatures,
+    PowerTransformer,
+    QuantileTransformer,
+    SplineTransformer,
+)
 from sklearn.utils.validation import check_is_fitted
 
-from nncv._persistence._values import ValueDecoder, ValueEncoder, check_key
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import ArtifactError, NncvError
+from nncv.persistence._params import check_params
+from nncv.persistence._shapes import check_chain, check_shapes
+from nncv.persistence._state import check_state
+from nncv.persistence._values import ValueDecoder, ValueEncoder, check_key
 from nncv.scalers import SCALERS
 
 __all__ = ["TYPES", "check_saveable", "decode_node", "encode_node", "summarise"]
 
 NNCV_TYPES: dict[str, type] = {"nncv.NNClassifier": NNClassifier, "nncv.NNRegressor": NNRegressor}
+
+
+def _by_name(module: str, *classes: type) -> dict[str, type]:
+    """``{"<public module>.<class name>": class}``: the names artifacts use."""
+    return {f"{module}.{cls.__name__}": cls for cls in classes}
+
+
+#: The savable scalers of the scaler registry (:mod:`nncv.scalers`).
+SCALER_TYPES: dict[str, type] = {
+    entry.saved_as: entry.cls for entry in SCALERS.values() if entry.saved_as
+}
+#: Other preprocessing steps an artifact may hold.
+TRANSFORMER_TYPES: dict[str, type] = {
+    **_by_name("sklearn.decomposition", PCA, TruncatedSVD),
+    **_by_name("sklearn.impute", SimpleImputer),
+    **_by_name(
+        "sklearn.preprocessing",
+        FunctionTransformer,
+        KBinsDiscretizer,
+        Normalizer,
+        OneHotEncoder,
+        OrdinalEncoder,
+        PolynomialFeatures,
+        PowerTransformer,
+        QuantileTransformer,
+        SplineTransformer,
+    ),
+}
+#: Composites: they hold other steps.
+COMPOSITE_TYPES: dict[str, type] = {
+    **_by_name("sklearn.compose", ColumnTransformer),
+    **_by_name("sklearn.pipeline", Pipeline),
+}
 SKLEARN_TYPES: dict[str, type] = {
-    "sklearn.compose.ColumnTransformer": ColumnTransformer,
-    "sklearn.pipeline.Pipeline": Pipeline,
-    "sklearn.preprocessing.FunctionTransformer": FunctionTransformer,
-    "sklearn.preprocessing.OneHotEncoder": OneHotEncoder,
-    # the savable scalers of the scaler registry
-    **{entry.saved_as: entry.cls for entry in SCALERS.values() if entry.saved_as},
+    **COMPOSITE_TYPES,
+    **SCALER_TYPES,
+    **TRANSFORMER_TYPES,
 }
 TYPES: dict[str, type] = {**NNCV_TYPES, **SKLEARN_TYPES}
 _NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
@@ -118,6 +163,7 @@ def encode_node(obj: Any, key: str, where: str, arrays: dict[str, np.ndarray]) -
     encoder = ValueEncoder(arrays, nested)
     labels = _child_labels(obj, where, root=key == "")
     params = obj.get_params(deep=False)
+    check_params(type(obj), params, f"cannot save {where}")
     attributes = {k: v for k, v in vars(obj).items() if k not in params}
     for attribute in attributes:
         _check_attribute_name(type(obj), attribute, where)
@@ -188,6 +234,7 @@ def decode_node(node: Any, where: str, arrays: Mapping[str, np.ndarray], used: s
 
     decoder = ValueDecoder(arrays, nested, used)
     kwargs = {k: decoder.decode(v, f"{where}.params.{k}") for k, v in params.items()}
+    check_params(cls, kwargs, where)
     try:
         obj = cls(**kwargs)
     except TypeError as error:
@@ -198,6 +245,9 @@ def decode_node(node: Any, where: str, arrays: Mapping[str, np.ndarray], used: s
         if attribute in kwargs:
             raise ArtifactError(f"{where}: {attribute!r} is both a param and an attribute")
         setattr(obj, attribute, decoder.decode(value, f"{where}.attributes.{attribute}"))
+    check_shapes(obj, where)
+    if isinstance(obj, Pipeline):
+        check_chain(obj, where)
     return obj
 
 
@@ -215,6 +265,7 @@ def _decode_nncv(
             raise ArtifactError(f"{where}: refers to array {key!r}, which arrays.npz lacks")
         used.add(key)
         state_arrays[array_name] = arrays[key]
+    check_state(meta, state_arrays, where)
     try:
         estimator = cls._from_fitted_state(meta, state_arrays)
         estimator._validate_params()  # the hook does not check the constructor params
@@ -223,7 +274,20 @@ def _decode_nncv(
         raise ArtifactError(
             f"{where}: the saved {cls.__name__} state is inconsistent: {error!r}"
         ) from error
+    _check_optimizer_slots(estimator, state_arrays, where)
     return estimator
+
+
+def _check_optimizer_slots(estimator: Any, state_arrays: Mapping[str, Any], where: str) -> None:
+    """The optimiser's moments in the state are exactly those its optimiser keeps."""
+    optimizer = estimator._trainer.optimizer
+    stored = sorted(key for key in state_arrays if key.startswith("optimizer."))
+    expected = sorted(f"optimizer.{slot}_0" for slot in optimizer._slots)
+    if stored and stored != expected:
+        raise ArtifactError(
+            f"{where}: the state holds optimizer arrays {stored}, but its "
+            f"{type(optimizer).__name__} optimizer keeps {expected}"
+        )
 
 
 def _check_network_fits(estimator: Any) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from nncv._persistence._container import ZIP_TIME, check_member_name, check_member_storage
-from nncv._persistence._values import NUMERIC_DTYPES, check_key
 from nncv.exceptions import ArtifactError
+from nncv.persistence._container import ZIP_TIME, check_member_name, check_member_storage
+from nncv.persistence._values import NUMERIC_DTYPES, check_key
 
 __all__ = ["array_sha256", "describe", "normalise", "read_npz", "write_npz"]
 
