@@ -20,6 +20,7 @@ from nncv.cv import CVResult, cross_validate
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import (
     ArtifactError,
+    BackendError,
     ConfigurationError,
     CVSetupError,
     DivergedError,
@@ -59,6 +60,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ArtifactError",
+    "BackendError",
     "CVResult",
     "CVSetupError",
     "Categorical",

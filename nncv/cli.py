@@ -147,6 +147,14 @@ StudyOpt = Annotated[
         help="Study name in the storage (tune: default the data's name with --storage).",
     ),
 ]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        metavar="ADDRESS",
+        help="Run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786).",
+    ),
+]
 
 
 def load_data(data: str, target: str | None) -> tuple[Any, Any]:
@@ -333,6 +341,7 @@ def cv_command(
     scores: Annotated[
         Path | None, typer.Option(help="Write the fold scores table (CSV or Parquet).")
     ] = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Cross-validate a scaled network; print each fold's scores and their mean."""
     from nncv.cv import cross_validate
@@ -341,7 +350,14 @@ def cv_command(
     estimator = build_estimator(y, task, scaler, parse_params(param))
     typer.echo(describe_choice(estimator, scoring))
     result = cross_validate(
-        estimator, X, y, cv=cv, scoring=_scoring(scoring), n_jobs=n_jobs, random_state=seed
+        estimator,
+        X,
+        y,
+        cv=cv,
+        scoring=_scoring(scoring),
+        n_jobs=n_jobs,
+        random_state=seed,
+        backend=dask,
     )
     table = result.to_frame()
     summary = table.drop(columns="fold").agg(["mean", "std"])
@@ -357,7 +373,12 @@ def cv_command(
 
 
 #: CLI option names that differ from the search settings' fields (nncv.search.SearchSettings).
-_SETTING_NAMES = {"trials": "n_trials", "workers": "n_workers", "seed": "random_state"}
+_SETTING_NAMES = {
+    "trials": "n_trials",
+    "workers": "n_workers",
+    "seed": "random_state",
+    "dask": "backend",
+}
 
 
 def _tune(
@@ -446,6 +467,7 @@ def tune_command(
     ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    dask: DaskOpt = None,
 ) -> None:
     """Tune the network by k-fold CV with an Optuna study; save the best model.
 

@@ -744,6 +744,8 @@ class _BaseNN(BaseEstimator):
                 network.set_running_statistics(statistics)
                 if network.running_statistics.dtype != statistics.dtype:
                     raise NncvError("batch-norm running statistics have the wrong dtype")
+            estimator._validate_params()
+            _check_params_describe(estimator, network)
         except (KeyError, TypeError, ValueError) as error:
             raise NncvError(f"inconsistent {cls.__name__} state: {error}") from error
         estimator.network_ = network
@@ -768,6 +770,24 @@ class _BaseNN(BaseEstimator):
         estimator.validation_scores_ = _validation_scores(history)
         estimator._set_target_state(meta, arrays)
         return estimator
+
+
+def _check_params_describe(estimator: _BaseNN, network: Network) -> None:
+    """Refuse saved constructor parameters that describe another network than the saved one
+    (a refit or ``partial_fit`` after loading would silently build that other network)."""
+    sizes, _ = estimator._check_layer_params()
+    implied = {
+        "hidden_layer_sizes": list(sizes),
+        "activation": estimator.activation,
+        "init": estimator.init,
+        "dtype": np.dtype(estimator.dtype).name,
+    }
+    stored = network.get_config()
+    for name, value in implied.items():
+        if stored[name] != value:
+            raise NncvError(
+                f"the parameters say {name}={value!r} but the saved network has {stored[name]!r}"
+            )
 
 
 def _encode_rng_state(rng: np.random.Generator) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactError",
+    "BackendError",
     "CVSetupError",
     "ConfigurationError",
     "DivergedError",
@@ -46,6 +47,10 @@ class CVSetupError(SearchError):
 
 class ScoringError(SearchError):
     """The ``scoring`` argument names no scikit-learn scorer or has the wrong type."""
+
+
+class BackendError(NncvError, ValueError):
+    """A parallel backend (a Dask cluster, say) was named wrongly, is missing or unreachable."""
 
 
 class TableError(NncvError, ValueError):

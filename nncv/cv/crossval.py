@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
+from nncv._dask import BackendSpec, check_backend, parallel_map
 from nncv._validation import check_training_data
 from nncv.cv.fold import final_step, fit_fold
 from nncv.cv.scoring import build_scorers
@@ -161,6 +161,7 @@ def cross_validate(
     return_estimator: bool = False,
     error_score: float | str = "raise",
     verbose: int = 0,
+    backend: BackendSpec = None,
 ) -> CVResult:
     """Cross-validate an estimator, recording the learning curves of every fold.
 
@@ -199,6 +200,12 @@ def cross_validate(
         Score given to a fold whose fit fails (a warning names the error), or raise.
     verbose : int, default=0
         joblib's progress messages.
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the folds run. None: joblib's configuration (loky processes, or the Dask
+        cluster of an enclosing ``joblib.parallel_config(backend="dask")``); ``"dask"``:
+        the running ``dask.distributed`` client; ``"tcp://host:8786"``: that scheduler.
+        On a Dask cluster X, y and the weights are sent to every worker once (scattered),
+        not once per fold; the numbers do not depend on it. See ``docs/scaling.md``.
 
     Returns
     -------
@@ -210,6 +217,8 @@ def cross_validate(
         Inconsistent lengths, bad weights, a bad ``cv`` or ``random_state``.
     ScoringError
         An unknown metric or a scoring of the wrong type.
+    nncv.BackendError
+        An unknown ``backend``, or a Dask one that is not installed or not reachable.
 
     Examples
     --------
@@ -234,6 +243,7 @@ def cross_validate(
         raise CVSetupError(f"estimator must have a fit method, got {type(estimator).__name__}")
     if error_score != "raise" and not isinstance(error_score, (int, float)):
         raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
+    check_backend(backend)
     check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
     X, y, groups = check_data(X, y, groups)
     n_samples = _num_samples(X)
@@ -251,21 +261,24 @@ def cross_validate(
         shuffle_seed=shuffle_seed(base),
     )
     seeds = tuple(fold_seed(base, fold) for fold in range(len(splits)))
-    outcomes = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(fit_fold)(
-            estimator,
-            X,
-            y,
-            sample_weight,
-            train,
-            test,
-            fold=fold,
-            seed=seeds[fold],
-            scoring=scoring,
-            return_estimator=return_estimator,
-            error_score=error_score,
-        )
-        for fold, (train, test) in enumerate(splits)
+    outcomes = parallel_map(
+        backend,
+        fit_fold,
+        shared={
+            "estimator": estimator,
+            "X": X,
+            "y": y,
+            "sample_weight": sample_weight,
+            "scoring": scoring,
+            "return_estimator": return_estimator,
+            "error_score": error_score,
+        },
+        calls=[
+            {"train": train, "test": test, "fold": fold, "seed": seeds[fold]}
+            for fold, (train, test) in enumerate(splits)
+        ],
+        n_jobs=n_jobs,
+        verbose=verbose,
     )
     outcomes = sorted(outcomes, key=lambda outcome: outcome.fold)
     for outcome in outcomes:

@@ -25,6 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
 from threadpoolctl import threadpool_limits
 
+from nncv._dask import BackendSpec, dask_client, wants_dask
 from nncv._validation import check_training_data
 from nncv.cv.crossval import check_data
 from nncv.cv.scoring import build_scorers
@@ -208,12 +209,16 @@ class Search:
     pruner: optuna.pruners.BasePruner
     n_workers: int
     temp_dir: str | None
+    backend: BackendSpec = None
+    on_dask: bool = False
 
     def run(self, n_trials: int | None, timeout: float | None) -> bool:
         """Optimise; return True when interrupted by Ctrl-C (finished trials are kept)."""
         n_existing = len(self.study.get_trials(deepcopy=False))
         try:
-            if self.n_workers == 1:
+            if self.on_dask:
+                self._run_on_dask(n_trials, timeout)
+            elif self.n_workers == 1:
                 self.study.sampler = make_sampler(self.sampler, self.setup.seed, n_existing, 0)
                 _optimize(self.study, self.objective, n_trials, timeout)
             else:
@@ -223,6 +228,23 @@ class Search:
         finally:
             self._collect()
         return False
+
+    def _run_on_dask(self, n_trials: int | None, timeout: float | None) -> None:
+        from nncv.search._dask import run_trials
+
+        with dask_client(self.backend) as client:
+            run_trials(
+                client,
+                self.objective,
+                storage_spec=self.storage_spec,
+                study=self.study,
+                sampler=self.sampler,
+                pruner=self.pruner,
+                seed=self.setup.seed,
+                n_trials=n_trials,
+                timeout=timeout,
+                max_in_flight=self.n_workers if self.n_workers > 1 else None,
+            )
 
     def _run_workers(self, n_trials: int | None, timeout: float | None, n_existing: int) -> None:
         from joblib import Parallel, delayed
@@ -333,7 +355,7 @@ def prepare(
     space, cv, scoring, task = settings.space, settings.cv, settings.scoring, settings.task
     pruner, sampler, storage = settings.pruner, settings.sampler, settings.storage
     study_name, n_workers = settings.study_name, settings.n_workers
-    random_state = settings.random_state
+    random_state, backend = settings.random_state, settings.backend
     check_search_arguments(
         n_workers=n_workers,
         random_state=random_state,
@@ -369,18 +391,20 @@ def prepare(
     max_epochs = int(network.get_params().get("max_epochs", 100))
     pruner_obj = make_pruner(pruner, max_epochs)
 
+    on_dask = wants_dask(backend)  # trials as Dask tasks, sharing the storage as workers do
+    shared = n_workers > 1 or on_dask
     temp_dir = None
     storage_spec = storage
-    if n_workers > 1 and storage is None:
+    if shared and storage is None:
         temp_dir = tempfile.mkdtemp(prefix="nncv-study-")
         storage_spec = os.path.join(temp_dir, "study.log")
-    elif n_workers > 1 and isinstance(storage, optuna.storages.BaseStorage):
+    elif shared and isinstance(storage, optuna.storages.BaseStorage):
         raise SearchError(
-            "with n_workers > 1 give storage as a .log path or a database URL, so that each "
-            "worker process can open it"
+            "with n_workers > 1 or a Dask backend give storage as a .log path or a database "
+            "URL, so that each worker process can open it"
         )
     storage_obj = make_storage(storage_spec)
-    if n_workers > 1 and isinstance(storage_obj, optuna.storages.InMemoryStorage):
+    if shared and isinstance(storage_obj, optuna.storages.InMemoryStorage):
         raise SearchError("n_workers > 1 needs a storage the worker processes can share")
 
     n_samples = len(y)
@@ -441,6 +465,8 @@ def prepare(
         pruner=pruner_obj,
         n_workers=int(n_workers),
         temp_dir=temp_dir,
+        backend=backend,
+        on_dask=on_dask,
     )
 
 

@@ -69,6 +69,10 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         Default: a seeded multivariate TPE sampler.
     task : {"classification", "regression"}, optional
         What the default estimator is; by default inferred from ``y``.
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the trials run, as in :func:`~nncv.search.tune`: on a Dask cluster each trial
+        is a Dask task on the shared storage (also under an enclosing
+        ``joblib.parallel_config(backend="dask")``). See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -112,6 +116,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         random_state: int | None = None,
         sampler: Any = None,
         task: str | None = None,
+        backend: Any = None,
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -127,6 +132,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.random_state = random_state
         self.sampler = sampler
         self.task = task
+        self.backend = backend
 
     def _base_estimator(self) -> Any:
         if self.estimator is not None:

@@ -34,6 +34,7 @@ class SearchSettings:
     n_workers: int = 1
     random_state: int | None = None
     task: str | None = None
+    backend: Any = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> SearchSettings:

@@ -46,6 +46,7 @@ def tune(
     task: str | None = None,
     progress: bool | None = False,
     verbose: bool = False,
+    backend: Any = None,
 ) -> TuneResult:
     """Tune a network by k-fold cross-validation with an Optuna study.
 
@@ -107,6 +108,16 @@ def tune(
         with one entry per row are split per fold).
     task : {"classification", "regression"}, optional
         What the default estimator is; by default inferred from ``y``.
+    backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
+        Where the trials run. None: in this process, or ``n_workers`` loky processes —
+        unless an enclosing ``joblib.parallel_config(backend="dask")`` names a Dask
+        cluster. On a Dask cluster (``"dask"``: the running client; ``"tcp://host:8786"``:
+        that scheduler) every trial is a Dask task on the shared ``storage`` (a journal
+        file every worker sees, or a database URL; an in-memory study uses a temporary
+        journal file, which only a cluster on this machine sees), as many at once as the
+        cluster has threads (or ``n_workers`` when above 1); X and y reach each worker
+        once. A trial lost with its worker is failed and its parameters run again. See
+        ``docs/scaling.md``.
     progress : bool or None, default=False
         Draw a progress bar on standard error: trials done, pruned and failed, best so
         far, elapsed time and ETA (worker processes' trials included). None: only when
@@ -129,6 +140,8 @@ def tune(
         estimator lacks or reaching outside its valid range (``dropout`` up to 1.5);
         then for an unreachable storage, or a continued study run on other data, space
         or scoring; after the study, when no trial completed.
+    nncv.BackendError
+        An unknown ``backend``, or a Dask one that is not installed or not reachable.
 
     Examples
     --------

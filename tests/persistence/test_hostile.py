@@ -118,6 +118,24 @@ def test_edited_layer_shapes_are_refused(pipe_artifact):
 
 
 @pytest.mark.parametrize(
+    "name, value",
+    [
+        ("hidden_layer_sizes", {"tuple": [7]}),
+        ("activation", "tanh"),
+        ("dtype", "float64"),
+    ],
+)
+def test_params_describing_another_network_are_refused(pipe_artifact, name, value):
+    """A refit or partial_fit of the loaded model would silently build that other network."""
+    path, _ = pipe_artifact
+    manifest = read_manifest(path)
+    net_node(manifest)["state"]["params"][name] = value
+    write_manifest(path, manifest)
+    with pytest.raises(ArtifactError, match=f"parameters say {name}="):
+        load(path)
+
+
+@pytest.mark.parametrize(
     "key, array",
     [
         ("network.parameters", np.zeros(44, np.float32)),

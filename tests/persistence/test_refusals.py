@@ -150,7 +150,8 @@ def network_node(manifest: dict) -> dict:
         (lambda m: network_node(m)["state"]["params"].update(dtype="x"), "state is inconsistent"),
         (
             lambda m: network_node(m)["state"]["params"].update(dtype="float64"),
-            "the network computes in float32",
+            "the network computes in float32|parameters say dtype=.float64. but the saved "
+            "network has .float32.",
         ),
         (lambda m: network_node(m)["arrays"].update(extra="nowhere"), "arrays.npz lacks"),
         (lambda m: next(iter(m["arrays"].values())).update(shape=[2, 2]), "declares"),
