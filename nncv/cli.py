@@ -481,7 +481,9 @@ def tune_command(
     result = _tune(**options, refit=out is not None)
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")
-    typer.echo("best parameters: " + json.dumps(result.best_params, default=str, sort_keys=True))
+    # The space's names, as --param takes them (best_params has the Pipeline's prefixes).
+    best = json.dumps(result.best_space_params, default=str, sort_keys=True)
+    typer.echo("best parameters: " + best)
     if trials_out is not None:
         typer.echo(f"trials written to {write_table(result.trials_frame, trials_out)}")
     if out is not None:

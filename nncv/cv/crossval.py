@@ -9,7 +9,9 @@ any number of scikit-learn scorers and those learning curves as one tidy DataFra
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +20,11 @@ import pandas as pd
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
+from threadpoolctl import threadpool_limits
 
 from nncv._dask import BackendSpec, check_backend, parallel_map
 from nncv._validation import check_training_data
-from nncv.cv.fold import final_step, fit_fold
+from nncv.cv.fold import final_step, fit_fold, pipeline_steps
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import base_seed, fold_seed, make_splits, shuffle_seed
 from nncv.exceptions import CVSetupError
@@ -39,9 +42,17 @@ __all__ = [
 CURVE_COLUMNS = ("fold", "epoch", "loss", "val_loss", "val_score")
 
 
-@dataclass(frozen=True)
-class CVResult:
-    """The outcome of :func:`cross_validate`.
+@dataclass(frozen=True, eq=False)
+class CVResult(Mapping):
+    """The outcome of :func:`cross_validate`: scikit-learn's result dict, plus the curves.
+
+    A read-only mapping with the keys of :func:`sklearn.model_selection.cross_validate`:
+    ``fit_time``, ``score_time``, ``test_<name>`` per scorer (``test_score`` for a single
+    one: ``scoring`` None, a string or a callable), ``train_<name>`` with
+    ``return_train_score``, ``estimator`` with ``return_estimator`` and ``indices``
+    (``{"train": [...], "test": [...]}``) with ``return_indices``; so
+    ``result["test_score"].mean()`` and ``pd.DataFrame(result)`` work as with
+    scikit-learn. The attributes below hold the same numbers and the learning curves.
 
     Attributes
     ----------
@@ -66,6 +77,12 @@ class CVResult:
         The fitted estimators, when ``return_estimator=True``.
     errors : tuple of (str or None)
         Why a fold failed, when ``error_score`` is a number; ``None`` for folds that fitted.
+    train_scores : dict of str to ndarray or None
+        Score of every fold on its training rows, with ``return_train_score=True``.
+    train_indices : tuple of ndarray or None
+        The training rows of each fold, with ``return_indices=True``.
+    multimetric : bool
+        Whether ``scoring`` named several scorers (the keys are then ``test_<name>``).
 
     Examples
     --------
@@ -75,6 +92,10 @@ class CVResult:
     >>> result = cross_validate(LogisticRegression(max_iter=500), X, y, cv=3, random_state=0)
     >>> result.scores["score"].shape
     (3,)
+    >>> sorted(result)
+    ['fit_time', 'score_time', 'test_score']
+    >>> bool((result["test_score"] == result.scores["score"]).all())
+    True
     >>> list(result.to_frame().columns)
     ['fold', 'score', 'fit_time', 'score_time']
     """
@@ -87,6 +108,18 @@ class CVResult:
     fold_seeds: tuple[int, ...]
     estimators: tuple[Any, ...] | None = None
     errors: tuple[str | None, ...] = ()
+    train_scores: dict[str, np.ndarray] | None = None
+    train_indices: tuple[np.ndarray, ...] | None = None
+    multimetric: bool = False
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
 
     @property
     def n_folds(self) -> int:
@@ -115,21 +148,23 @@ class CVResult:
         frame["score_time"] = self.score_time
         return frame
 
-    def as_dict(self) -> dict[str, np.ndarray | list[Any]]:
-        """The layout of :func:`sklearn.model_selection.cross_validate`.
+    def as_dict(self) -> dict[str, Any]:
+        """The dict :func:`sklearn.model_selection.cross_validate` returns, keys in its order.
 
-        Keys ``fit_time``, ``score_time``, ``test_<name>`` per scorer (``test_score``
-        for a single scorer, as scikit-learn names it) and ``estimator`` when kept.
+        ``fit_time``, ``score_time``, ``estimator`` when kept, ``indices`` when kept, then
+        per scorer ``test_<name>`` (``test_score`` for a single one, as scikit-learn names
+        it) and ``train_<name>`` with training scores.
         """
-        single = len(self.scores) == 1
-        out: dict[str, np.ndarray | list[Any]] = {
-            "fit_time": self.fit_time,
-            "score_time": self.score_time,
-        }
-        for name, values in self.scores.items():
-            out["test_score" if single else f"test_{name}"] = values
+        out: dict[str, Any] = {"fit_time": self.fit_time, "score_time": self.score_time}
         if self.estimators is not None:
             out["estimator"] = list(self.estimators)
+        if self.train_indices is not None:
+            out["indices"] = {"train": list(self.train_indices), "test": list(self.test_indices)}
+        for name, values in self.scores.items():
+            key = name if self.multimetric else "score"
+            out[f"test_{key}"] = values
+            if self.train_scores is not None:
+                out[f"train_{key}"] = self.train_scores[name]
         return out
 
     def _metric(self, metric: str | None) -> str:
@@ -158,8 +193,11 @@ def cross_validate(
     random_state: int | np.random.Generator | None = None,
     *,
     groups: Any = None,
+    params: Mapping[str, Any] | None = None,
+    return_train_score: bool = False,
     return_estimator: bool = False,
-    error_score: float | str = "raise",
+    return_indices: bool = False,
+    error_score: float | str = np.nan,
     verbose: int = 0,
     backend: BackendSpec = None,
 ) -> CVResult:
@@ -177,7 +215,10 @@ def cross_validate(
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     cv : int, splitter or iterable of (train, test), default=5
         An int gives ``StratifiedKFold`` for classifiers (binary or multiclass target)
-        and ``KFold`` otherwise, shuffled with ``random_state``.
+        and ``KFold`` otherwise: unshuffled when ``random_state`` is None, as
+        scikit-learn's ``cv=5`` (so two identical calls use the same folds, and the same
+        folds as :func:`sklearn.model_selection.cross_validate`), shuffled with
+        ``random_state`` otherwise.
     scoring : str, callable, list, tuple, set, dict or None, default=None
         Any scikit-learn scoring; several at once give several entries in
         :attr:`CVResult.scores`. ``None`` uses ``estimator.score``.
@@ -187,17 +228,30 @@ def cross_validate(
     sample_weight : array-like of shape (n_samples,), optional
         Split per fold: the training rows' weights go to the fit (to a Pipeline's last
         step), the held-out rows' weights to the validation loss and to every scorer
-        that accepts weights.
+        that accepts weights. With metadata routing enabled
+        (``sklearn.set_config(enable_metadata_routing=True)``) they go only where the
+        final step requested them (``set_fit_request(sample_weight=True)``).
     random_state : int, numpy Generator or None, default=None
         Seeds the shuffling of an int ``cv`` and every ``random_state`` parameter of the
         estimator left at ``None``: fold ``k`` gets
         ``SeedSequence([random_state, k]).generate_state(1)[0]``.
     groups : array-like of shape (n_samples,), optional
         Group labels for group-aware splitters.
+    params : dict, optional
+        Fit parameters, as scikit-learn's ``params``: ``sample_weight`` (or
+        ``<last step>__sample_weight``) as the argument above; ``<step>__<param>`` to a
+        preprocessing step's ``fit`` (values with one entry per row are split per fold).
+        With metadata routing enabled they are routed by the steps' requests instead.
+    return_train_score : bool, default=False
+        Also score each fold on its training rows (``train_<name>`` keys).
     return_estimator : bool, default=False
         Keep the fitted estimator of each fold.
-    error_score : "raise" or float, default="raise"
-        Score given to a fold whose fit fails (a warning names the error), or raise.
+    return_indices : bool, default=False
+        Keep each fold's train and test rows (the ``indices`` key).
+    error_score : "raise" or float, default=np.nan
+        Score given to a fold whose fit fails, with a ``FitFailedWarning`` naming the
+        error, as scikit-learn; ``"raise"`` raises. (Unlike scikit-learn, a result comes
+        back even when every fold failed: :attr:`CVResult.errors` says why.)
     verbose : int, default=0
         joblib's progress messages.
     backend : None, "loky", "dask", scheduler address or distributed.Client, default=None
@@ -210,6 +264,7 @@ def cross_validate(
     Returns
     -------
     CVResult
+        A mapping with scikit-learn's keys, plus the curves (:attr:`CVResult.curves`).
 
     Raises
     ------
@@ -241,12 +296,12 @@ def cross_validate(
     """
     if not hasattr(estimator, "fit"):
         raise CVSetupError(f"estimator must have a fit method, got {type(estimator).__name__}")
-    if error_score != "raise" and not isinstance(error_score, (int, float)):
-        raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
+    check_error_score(error_score)
     check_backend(backend)
     check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
     X, y, groups = check_data(X, y, groups)
     n_samples = _num_samples(X)
+    sample_weight, step_fit_params = route_params(estimator, sample_weight, params)
     sample_weight = check_sample_weight(sample_weight, n_samples)
     if sample_weight is not None:
         check_accepts_weights(estimator)
@@ -258,43 +313,48 @@ def cross_validate(
         y,
         estimator=estimator,
         groups=groups,
-        shuffle_seed=shuffle_seed(base),
+        shuffle_seed=None if random_state is None else shuffle_seed(base),
     )
     seeds = tuple(fold_seed(base, fold) for fold in range(len(splits)))
-    outcomes = parallel_map(
-        backend,
-        fit_fold,
-        shared={
-            "estimator": estimator,
-            "X": X,
-            "y": y,
-            "sample_weight": sample_weight,
-            "scoring": scoring,
-            "return_estimator": return_estimator,
-            "error_score": error_score,
-        },
-        calls=[
-            {"train": train, "test": test, "fold": fold, "seed": seeds[fold]}
-            for fold, (train, test) in enumerate(splits)
-        ],
-        n_jobs=n_jobs,
-        verbose=verbose,
-    )
+    # BLAS at one thread: per worker process there, once for this process here (folds run
+    # in threads or in this process restore each other's limits if each set its own).
+    with threadpool_limits(limits=1, user_api="blas"):
+        outcomes = parallel_map(
+            backend,
+            _fit_fold_limited,
+            shared={
+                "caller_pid": os.getpid(),
+                "estimator": estimator,
+                "X": X,
+                "y": y,
+                "sample_weight": sample_weight,
+                "scoring": scoring,
+                "return_estimator": return_estimator,
+                "return_train_score": return_train_score,
+                "error_score": error_score,
+                "step_fit_params": step_fit_params,
+            },
+            calls=[
+                {"train": train, "test": test, "fold": fold, "seed": seeds[fold]}
+                for fold, (train, test) in enumerate(splits)
+            ],
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
     outcomes = sorted(outcomes, key=lambda outcome: outcome.fold)
-    for outcome in outcomes:
-        if outcome.error is not None:
-            warnings.warn(
-                f"fold {outcome.fold} failed and scores {error_score}: {outcome.error}",
-                FitFailedWarning,
-                stacklevel=2,
-            )
+    _warn_about_failures(outcomes, error_score)
     fitted = [outcome for outcome in outcomes if outcome.error is None]
     names = list((fitted or outcomes)[0].scores)
     failed_score = np.nan if error_score == "raise" else float(error_score)
+
+    def gather(scores_of: Any) -> dict[str, np.ndarray]:
+        return {
+            name: np.array([scores_of(o).get(name, failed_score) for o in outcomes])
+            for name in names
+        }
+
     return CVResult(
-        scores={
-            name: np.array([o.scores.get(name, failed_score) for o in outcomes]) for name in names
-        },
+        scores=gather(lambda o: o.scores),
         fit_time=np.array([o.fit_time for o in outcomes]),
         score_time=np.array([o.score_time for o in outcomes]),
         curves=_curves(outcomes),
@@ -302,7 +362,85 @@ def cross_validate(
         fold_seeds=seeds,
         estimators=tuple(o.estimator for o in outcomes) if return_estimator else None,
         errors=tuple(o.error for o in outcomes),
+        train_scores=gather(lambda o: o.train_scores or {}) if return_train_score else None,
+        train_indices=tuple(
+            np.flatnonzero(train) if train.dtype == bool else train for train, _ in splits
+        )
+        if return_indices
+        else None,
+        multimetric=not (scoring is None or isinstance(scoring, str) or callable(scoring)),
     )
+
+
+def _fit_fold_limited(*, caller_pid: int, **kwargs: Any) -> Any:
+    """:func:`~nncv.cv.fold.fit_fold`, BLAS at one thread in a worker process.
+
+    In the caller's own process (threading or sequential backend) the caller holds the
+    limit around all the folds; a thread never sets process-wide limits of its own.
+    """
+    if os.getpid() == caller_pid:
+        return fit_fold(**kwargs, limit_blas=False)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return fit_fold(**kwargs, limit_blas=False)
+
+
+def check_error_score(error_score: Any) -> None:
+    """``"raise"`` or a real number (NaN included), else a :class:`CVSetupError`."""
+    if isinstance(error_score, str) and error_score == "raise":
+        return
+    if isinstance(error_score, (bool, np.bool_)) or not isinstance(
+        error_score, (int, float, np.integer, np.floating)
+    ):
+        raise CVSetupError(f"error_score must be 'raise' or a number, got {error_score!r}")
+
+
+def _warn_about_failures(outcomes: list[Any], error_score: Any) -> None:
+    """A FitFailedWarning per failed fold (a worker's own warnings do not reach here)."""
+    for outcome in outcomes:
+        if outcome.error is not None:
+            warnings.warn(
+                f"fold {outcome.fold} failed and scores {error_score}: {outcome.error}",
+                FitFailedWarning,
+                stacklevel=3,
+            )
+
+
+def route_params(
+    estimator: Any, sample_weight: Any, params: Mapping[str, Any] | None
+) -> tuple[Any, dict[str, Any]]:
+    """Split ``params`` into the final step's ``sample_weight`` and the other steps' params.
+
+    Returns ``(sample_weight, step_fit_params)``, the latter keyed ``<step path>__<param>``.
+    With metadata routing enabled, ``params`` and ``sample_weight`` are routed by the
+    steps' requests (:mod:`nncv.cv._routing`).
+    """
+    from nncv.cv._routing import routed_fit_params, routing_enabled
+
+    params = dict(params or {})
+    if routing_enabled():
+        if sample_weight is not None:
+            if "sample_weight" in params:
+                raise CVSetupError("sample_weight given both as an argument and in params")
+            params["sample_weight"] = sample_weight
+        return routed_fit_params(estimator, params)
+    steps, (final_path, _) = pipeline_steps(estimator)
+    step_paths = {path for path, _ in steps}
+    step_fit_params: dict[str, Any] = {}
+    for key, value in params.items():
+        path = key.rpartition("__")[0]
+        if key == "sample_weight" or (final_path and key == f"{final_path}__sample_weight"):
+            if sample_weight is not None:
+                raise CVSetupError(f"sample_weight given both as an argument and as {key!r}")
+            sample_weight = value
+        elif path in step_paths:
+            step_fit_params[key] = value
+        else:
+            raise CVSetupError(
+                f"fit parameter {key!r} is not supported: cross_validate takes sample_weight "
+                f"(for the final step) and <step>__<param> for the preprocessing steps "
+                f"{sorted(step_paths)}"
+            )
+    return sample_weight, step_fit_params
 
 
 def check_data(X: Any, y: Any, groups: Any) -> tuple[Any, Any, Any]:

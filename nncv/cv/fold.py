@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,7 @@ class FoldOutcome:
     curves: pd.DataFrame | None
     estimator: Any | None
     error: str | None = None
+    train_scores: dict[str, float] | None = None
 
 
 class Fold:
@@ -365,6 +367,21 @@ class Fold:
         finally:
             self.score_time += time.perf_counter() - started
 
+    def score_train(self, scoring: Any) -> dict[str, float]:
+        """Score the fitted final step on the fold's training rows (``return_train_score``).
+
+        Read through the fitted transformers a block at a time, as the held-out rows are.
+        """
+        started = time.perf_counter()
+        try:
+            rows = HeldOut(
+                self.X, self.train, take_rows(self.y, self.train), self._weights(self.train)
+            )
+            rows.transformers.extend(self._held_out.transformers)
+            return score_held_out(build_scorers(self.final, scoring), self.final, rows)
+        finally:
+            self.score_time += time.perf_counter() - started
+
     def curves(self) -> pd.DataFrame | None:
         """The records as a DataFrame; ``None`` for an estimator without ``iter_fit``."""
         return None if self._epochs is None else pd.DataFrame(self.records)
@@ -436,12 +453,18 @@ def fit_fold(
     return_estimator: bool,
     error_score: float | str,
     copy_rows: bool = False,
+    return_train_score: bool = False,
+    step_fit_params: Mapping[str, Any] | None = None,
+    limit_blas: bool = True,
 ) -> FoldOutcome:
     """Fit and score one :class:`Fold` to the end (what each joblib worker runs).
 
     With a numeric ``error_score`` a failure in fitting or scoring is returned in
-    ``FoldOutcome.error`` (the caller warns: a worker's warnings do not reach it). BLAS is
-    held to one thread so the numbers do not depend on how many folds share the machine.
+    ``FoldOutcome.error`` (the caller warns: a worker's warnings do not reach it). With
+    ``limit_blas`` BLAS is held to one thread meanwhile, so the numbers do not depend on
+    how many folds share the machine; a caller running folds in threads of one process
+    passes False and limits BLAS once around all of them (limits set and restored from
+    several threads restore each other's).
     """
     one = Fold(
         estimator,
@@ -452,13 +475,17 @@ def fit_fold(
         index=fold,
         seed=seed,
         sample_weight=sample_weight,
+        step_fit_params=step_fit_params,
         copy_rows=copy_rows,
     )
-    with threadpool_limits(limits=1, user_api="blas"):
+    train_scores = None
+    with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
         try:
             one.start()
             one.advance(None)
             scores = one.score(scoring)
+            if return_train_score:
+                train_scores = one.score_train(scoring)
         except Exception as error:
             if error_score == "raise":
                 raise
@@ -472,6 +499,9 @@ def fit_fold(
                 curves=None,
                 estimator=one.estimator if return_estimator else None,
                 error=f"{type(error).__name__}: {error}",
+                train_scores=dict.fromkeys(names, float(error_score))
+                if return_train_score
+                else None,
             )
     return FoldOutcome(
         fold=fold,
@@ -480,4 +510,5 @@ def fit_fold(
         score_time=one.score_time,
         curves=one.curves(),
         estimator=one.estimator if return_estimator else None,
+        train_scores=train_scores,
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from sklearn import config_context
 from sklearn.metrics import check_scoring, get_scorer
 from sklearn.metrics._scorer import _check_multimetric_scoring, _MultimetricScorer
 
@@ -124,8 +125,9 @@ def score_fold(
     """Score a fitted estimator on one held-out fold with every scorer.
 
     ``sample_weight`` reaches the scorers whose metric accepts it (scikit-learn's rule
-    without metadata routing). A callable that returns a dict contributes one entry per
-    key.
+    without metadata routing, applied with routing enabled too: the fold engine has
+    routed the weights already, so the scorers run with routing off). A callable that
+    returns a dict contributes one entry per key.
 
     Examples
     --------
@@ -137,7 +139,8 @@ def score_fold(
     {'accuracy': 1.0}
     """
     kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
-    raw = _MultimetricScorer(scorers=dict(scorers), raise_exc=True)(estimator, X, y, **kwargs)
+    with config_context(enable_metadata_routing=False):
+        raw = _MultimetricScorer(scorers=dict(scorers), raise_exc=True)(estimator, X, y, **kwargs)
     scores: dict[str, float] = {}
     for name, value in raw.items():
         if isinstance(value, Mapping):

@@ -149,7 +149,7 @@ def make_splits(
     *,
     estimator: Any,
     groups: Any = None,
-    shuffle_seed: int,
+    shuffle_seed: int | None,
     compact: bool = True,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Compute every fold's ``(train, test)`` rows once.
@@ -159,8 +159,9 @@ def make_splits(
     ``compact=False`` keeps ``train`` an index array too (a study stores its splits).
 
     ``cv`` as an int gives ``StratifiedKFold`` for a classifier with a binary or
-    multiclass target and ``KFold`` otherwise, both shuffled with ``shuffle_seed``;
-    any scikit-learn splitter or iterable of ``(train, test)`` pairs is used as given.
+    multiclass target and ``KFold`` otherwise, both shuffled with ``shuffle_seed``, or
+    unshuffled for ``shuffle_seed=None`` (scikit-learn's ``cv=5``); any scikit-learn
+    splitter or iterable of ``(train, test)`` pairs is used as given.
 
     Examples
     --------
@@ -177,10 +178,11 @@ def make_splits(
         if cv < 2:
             raise CVSetupError(f"cv must be at least 2 folds, got {cv}")
         target_type = type_of_target(y)
+        shuffle = {"shuffle": shuffle_seed is not None, "random_state": shuffle_seed}
         if is_classifier(estimator) and target_type in ("binary", "multiclass"):
-            splitter: Any = StratifiedKFold(int(cv), shuffle=True, random_state=shuffle_seed)
+            splitter: Any = StratifiedKFold(int(cv), **shuffle)
         else:
-            splitter = KFold(int(cv), shuffle=True, random_state=shuffle_seed)
+            splitter = KFold(int(cv), **shuffle)
     else:
         try:
             splitter = check_cv(cv, y, classifier=is_classifier(estimator))

@@ -43,7 +43,7 @@ from nncv.search._estimator import network_prefix
 from nncv.search._study import Split, splits_digest
 from nncv.search.space import SearchSpace
 
-__all__ = ["HISTORY_KEYS", "FoldObjective", "peak_epoch"]
+__all__ = ["HISTORY_KEYS", "FoldObjective", "peak_epoch", "seeding_number"]
 
 #: Per-epoch values kept from the fold records, in this order (``epoch`` is kept apart).
 HISTORY_KEYS = tuple(key for key in RECORD_KEYS if key != "epoch")
@@ -98,6 +98,18 @@ def peak_epoch(history: Mapping[str, list], best_epochs: Sequence[int | None] = 
     if np.isnan(means).all():
         return None
     return int(np.nanargmax(means)) + 1
+
+
+def seeding_number(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    """The trial number a trial's seeds derive from: its own, or for a retry of a trial lost
+    with its worker (Optuna's ``RetryFailedTrialCallback`` records ``failed_trial``) the
+    original's, so a retried trial reproduces the scores the lost one would have had."""
+    if isinstance(trial, optuna.trial.FrozenTrial):
+        attrs = trial.system_attrs
+    else:
+        attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+    original = attrs.get("failed_trial")
+    return trial.number if original is None else int(original)
 
 
 class FoldObjective:
@@ -185,7 +197,7 @@ class FoldObjective:
         trial.set_user_attr("nncv_params", {k: _jsonable(v) for k, v in params.items()})
         trial.set_user_attr("nncv_splits_sha256", splits_digest(self.splits))
         full_params = {self.names[name]: value for name, value in params.items()}
-        group = self._group(trial.number, full_params)
+        group = self._group(seeding_number(trial), full_params)
         try:
             group.start()
             while not group.finished:

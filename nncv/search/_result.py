@@ -15,7 +15,7 @@ from nncv.network.training import EARLY_STOPPING_KEYS
 from nncv.search._objective import HISTORY_KEYS
 from nncv.search.space import SearchSpace
 
-__all__ = ["TuneResult", "cv_results", "trials_frame"]
+__all__ = ["TuneResult", "cv_results", "trials_dataframe", "trials_frame"]
 
 _STATES = optuna.trial.TrialState
 
@@ -53,6 +53,55 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     )[columns]
 
 
+def _applied(params: dict[str, Any], names: dict[str, str] | None) -> dict[str, Any]:
+    """A trial's estimator-level parameters under the names ``set_params`` takes."""
+    names = names or {}
+    return {names.get(name, name): value for name, value in params.items()}
+
+
+def _epochs(trial: optuna.trial.FrozenTrial) -> int:
+    """The most epochs any fold of ``trial`` trained (0 when none ran)."""
+    epochs = (trial.user_attrs.get("nncv_history") or {}).get("epoch") or []
+    return int(max(epochs)) if epochs else 0
+
+
+def trials_dataframe(
+    study: optuna.Study, metrics: list[str], names: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per trial, as Optuna's ``Study.trials_dataframe`` but with the fold scores.
+
+    Columns: ``number``, ``state``, ``value``, ``params_<name>`` (the names ``set_params``
+    takes on the estimator tuned), ``mean_<metric>`` and ``std_<metric>`` over the folds
+    for every metric (NaN for a trial that did not complete), ``duration`` (seconds),
+    ``epochs`` (the most any fold trained).
+    """
+    rows = []
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        row: dict[str, Any] = {"number": trial.number, "state": trial.state.name}
+        row["value"] = np.nan if trial.value is None else float(trial.value)
+        for name, value in _applied(trial.user_attrs.get("nncv_params", {}), names).items():
+            row[f"params_{name}"] = tuple(value) if isinstance(value, list) else value
+        fold_scores = trial.user_attrs.get("nncv_fold_scores", {})
+        for metric in metrics:
+            scores = np.array(
+                [np.nan if v is None else v for v in fold_scores.get(metric) or [np.nan]],
+                dtype=float,
+            )
+            row[f"mean_{metric}"] = float(np.mean(scores))
+            row[f"std_{metric}"] = float(np.std(scores))
+        duration = trial.duration
+        row["duration"] = np.nan if duration is None else duration.total_seconds()
+        row["epochs"] = _epochs(trial)
+        rows.append(row)
+    columns = ["number", "state", "value"]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    params = sorted(c for c in frame.columns if c.startswith("params_"))
+    rest = [c for c in frame.columns if c not in columns and c not in params]
+    return frame[[*columns, *params, *rest]]
+
+
 def _rank(values: np.ndarray) -> np.ndarray:
     """GridSearchCV's ranking: 1 is best, ties share the lowest rank, NaN ranks last."""
     from scipy.stats import rankdata
@@ -61,11 +110,18 @@ def _rank(values: np.ndarray) -> np.ndarray:
     return rankdata(-finite, method="min").astype(np.int32)
 
 
-def cv_results(study: optuna.Study, metrics: list[str], n_splits: int) -> dict[str, Any]:
+def cv_results(
+    study: optuna.Study,
+    metrics: list[str],
+    n_splits: int,
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """``cv_results_`` in GridSearchCV's layout, one entry per trial.
 
     Pruned and failed trials have NaN scores (as GridSearchCV's failed fits) and
-    ``trial_state`` says why; ``trial_number`` links each entry to the study.
+    ``trial_state`` says why; ``trial_number`` links each entry to the study. ``names``
+    maps the space's estimator-level names to ``set_params`` names (``params`` and the
+    ``param_<name>`` columns use those, as GridSearchCV does).
     """
     trials = sorted(
         (t for t in study.get_trials(deepcopy=False) if t.state.is_finished()),
@@ -73,7 +129,7 @@ def cv_results(study: optuna.Study, metrics: list[str], n_splits: int) -> dict[s
     )
     n = len(trials)
     results: dict[str, Any] = {}
-    params = [dict(t.user_attrs.get("nncv_params", {})) for t in trials]
+    params = [_applied(t.user_attrs.get("nncv_params", {}), names) for t in trials]
     for key in ("fit_times", "score_times"):
         times = np.full((n, n_splits), np.nan)
         for row, trial in enumerate(trials):
@@ -121,9 +177,14 @@ class TuneResult:
     Attributes
     ----------
     best_params : dict
-        Estimator parameters of the best trial (``hidden_layer_sizes`` assembled).
-    best_score : float
-        Its mean score over the folds (of ``metric``).
+        Parameters of the best trial under the names ``set_params`` takes on the
+        estimator tuned (``net__learning_rate`` for a Pipeline, ``hidden_layer_sizes``
+        assembled), as GridSearchCV's ``best_params_``:
+        ``clone(estimator).set_params(**result.best_params)`` applies them. The
+        space's own names are the trial's: ``best_trial.params`` (Optuna's) and
+        ``best_trial.user_attrs["nncv_params"]`` (estimator-level).
+    best_score, best_value : float
+        Its mean score over the folds (of ``metric``); ``best_value`` as Optuna names it.
     best_score_std : float
         Standard deviation of that score over the folds.
     best_estimator : estimator or None
@@ -140,6 +201,8 @@ class TuneResult:
         ``max_epochs`` used for the refit when early stopping was on.
     interrupted : bool
         True when the search stopped on Ctrl-C (finished trials are kept).
+    parameter_names : dict
+        The space's estimator-level names mapped to ``set_params`` names.
     """
 
     study: optuna.Study
@@ -154,6 +217,7 @@ class TuneResult:
     best_estimator: Any = None
     refit_epochs: int | None = None
     interrupted: bool = False
+    parameter_names: dict[str, str] = field(default_factory=dict)
     _trials_frame: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -162,6 +226,23 @@ class TuneResult:
         if self._trials_frame is None:
             self._trials_frame = trials_frame(self.study)
         return self._trials_frame
+
+    @property
+    def best_space_params(self) -> dict[str, Any]:
+        """:attr:`best_params` under the space's own names (``learning_rate``, not
+        ``net__learning_rate``): what the CLI's ``--param`` takes."""
+        space_names = {full: name for name, full in self.parameter_names.items()}
+        return {space_names.get(k, k): v for k, v in self.best_params.items()}
+
+    @property
+    def best_value(self) -> float:
+        """The best trial's objective value (the mean fold score), as Optuna's ``best_value``."""
+        return self.best_score
+
+    def trials_dataframe(self) -> pd.DataFrame:
+        """One row per trial: parameters, mean and std of the fold scores, state, duration,
+        epochs (see :func:`trials_dataframe`); :attr:`trials_frame` has every epoch."""
+        return trials_dataframe(self.study, self.metrics, self.parameter_names)
 
     def __repr__(self) -> str:
         return (

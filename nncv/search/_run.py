@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
@@ -45,7 +46,7 @@ from nncv.search._estimator import (
     resolve_space_names,
     route_fit_params,
 )
-from nncv.search._objective import FoldObjective
+from nncv.search._objective import FoldObjective, seeding_number
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
@@ -291,7 +292,10 @@ class Search:
         """Summarise the study; refit the best configuration on all the data if asked."""
         best = best_complete_trial(self.study)
         trial = optuna.trial.FixedTrial(best.params)
-        best_params = self.space.suggest(trial, self.objective.hidden_layers)
+        space_params = self.space.suggest(trial, self.objective.hidden_layers)
+        # The names set_params takes on the estimator tuned (``net__learning_rate`` in a
+        # Pipeline), as GridSearchCV's best_params_; the space's own are the trial's.
+        best_params = {self.objective.names[k]: v for k, v in space_params.items()}
         fold_scores = {
             k: [np.nan if v is None else v for v in values]
             for k, values in best.user_attrs.get("nncv_fold_scores", {}).items()
@@ -303,6 +307,7 @@ class Search:
             metric=self.metric,
             metrics=list(self.setup.metrics),
             best_params=best_params,
+            parameter_names=dict(self.objective.names),
             best_score=float(best.value),
             best_score_std=float(np.std(scores)),
             best_trial=best,
@@ -314,12 +319,14 @@ class Search:
         return result
 
     def refit(self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]) -> tuple[Any, Any]:
-        """Fit a clone on all the data with the best parameters (and the folds' peak epoch)."""
+        """Fit a clone on all the data with the best parameters (and the folds' peak epoch).
+
+        ``best_params`` are ``set_params`` names of the estimator (``net__learning_rate``).
+        """
         estimator = clone(self.estimator)
         prefix, network = network_prefix(estimator)
-        names = self.objective.names
-        params = {names[name]: value for name, value in best_params.items()}
-        seed = derive_seed(self.setup.seed, best.number, len(self.setup.splits))
+        params = dict(best_params)
+        seed = derive_seed(self.setup.seed, seeding_number(best), len(self.setup.splits))
         params[f"{prefix}random_state"] = seed
         refit_epochs = None
         if network.get_params().get("early_stopping"):
@@ -335,7 +342,12 @@ class Search:
         fit_params.update(self.objective.preprocessing_fit_params)
         # One BLAS thread, as in the trials: the refit gives the same numbers on any machine
         # load or worker count (float32 sums change with the thread count).
-        with threadpool_limits(limits=1), warnings.catch_warnings():
+        # Routing done already (the names are <step>__<param>): fit without it.
+        with (
+            threadpool_limits(limits=1),
+            warnings.catch_warnings(),
+            config_context(enable_metadata_routing=False),
+        ):
             warnings.simplefilter("ignore", ConvergenceWarning)
             estimator.fit(self.X, self.y, **fit_params)
         return estimator, refit_epochs

@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin
 from sklearn.utils import get_tags
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from nncv.cv._routing import routed_fit_params, routing_enabled
 from nncv.cv.scoring import build_scorers, score_fold
 from nncv.exceptions import SearchError
 from nncv.search._arguments import check_run_limits
@@ -151,7 +153,36 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         tags.target_tags.required = True
         return tags
 
-    def fit(self, X: Any, y: Any = None, *, groups: Any = None, **fit_params: Any) -> NNSearchCV:
+    def get_metadata_routing(self) -> MetadataRouter:
+        """How fit parameters reach the estimator tuned, as GridSearchCV routes them.
+
+        Used with ``sklearn.set_config(enable_metadata_routing=True)``: ``fit``'s
+        ``sample_weight`` and other parameters go to the steps that requested them
+        (``net.set_fit_request(sample_weight=True)``). ``NNSearchCV`` itself may be asked
+        for them by an enclosing meta-estimator (``set_fit_request(sample_weight=True)``).
+
+        Returns
+        -------
+        sklearn.utils.metadata_routing.MetadataRouter
+        """
+        return (
+            MetadataRouter(owner=type(self).__name__)
+            .add_self_request(self)
+            .add(
+                estimator=self._base_estimator(),
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        )
+
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        groups: Any = None,
+        sample_weight: Any = None,
+        **fit_params: Any,
+    ) -> NNSearchCV:
         """Run a study on ``X, y`` and refit the best configuration.
 
         Parameters
@@ -160,14 +191,22 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         groups : array-like, optional
             Group labels for a group splitter in ``cv``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Split per fold: the training rows' weights go to the network's fit, the
+            held-out rows' to its validation loss and the scorers. With metadata routing
+            enabled, only if the network requested them (``set_fit_request``).
         **fit_params
-            ``sample_weight`` (to the network) or ``step__param`` (to a pipeline step);
-            per-sample values are split per fold.
+            ``step__param`` (to a pipeline step; per-sample values are split per fold),
+            or with metadata routing enabled any parameter a step requested.
 
         Returns
         -------
         self
         """
+        if sample_weight is not None:
+            fit_params["sample_weight"] = sample_weight
+        if routing_enabled():
+            fit_params = self._route(y, fit_params)
         check_run_limits(self.n_trials, self.timeout)
         if self.refit is not True and self.refit is not False and not isinstance(self.refit, str):
             raise SearchError(f"refit must be True, False or a scorer name, got {self.refit!r}")
@@ -193,13 +232,27 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self._set_fitted(result, scorers, len(search.setup.splits))
         return self
 
+    def _route(self, y: Any, fit_params: dict[str, Any]) -> dict[str, Any]:
+        """Fit params routed by the steps' requests, in the names the search takes."""
+        estimator = self.estimator
+        if estimator is None:
+            from nncv.pipeline import default_estimator
+
+            estimator = default_estimator(y, self.task)
+        routed = process_routing(self, "fit", **fit_params)
+        params = routed.estimator.fit
+        weights, step_params = routed_fit_params(estimator, params, type(self).__name__)
+        return {**step_params, **({} if weights is None else {"sample_weight": weights})}
+
     def _set_fitted(self, result: TuneResult, scorers: dict, n_splits: int) -> None:
         self.result_ = result
         self.study_ = result.study
         self.scorer_ = scorers if len(scorers) > 1 else scorers[result.metric]
         self.multimetric_ = len(scorers) > 1
         self.n_splits_ = n_splits
-        self.cv_results_ = cv_results(result.study, result.metrics, n_splits)
+        self.cv_results_ = cv_results(
+            result.study, result.metrics, n_splits, result.parameter_names
+        )
         self.best_index_ = int(
             np.flatnonzero(self.cv_results_["trial_number"] == result.best_trial.number)[0]
         )

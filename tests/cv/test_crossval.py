@@ -318,7 +318,11 @@ def test_a_failing_fold_scores_error_score_with_a_warning():
     assert result.scores["score"][0] == -1.0
     assert result.scores["score"][1] > 0.9
     with pytest.raises(ValueError, match="NaN"):
-        cross_validate(LogisticRegression(), X, y, cv=splits)
+        cross_validate(LogisticRegression(), X, y, cv=splits, error_score="raise")
+    # the default is scikit-learn's: NaN and a warning
+    with pytest.warns(FitFailedWarning, match="fold 0 failed and scores nan"):
+        result = cross_validate(LogisticRegression(), X, y, cv=splits)
+    assert np.isnan(result["test_score"][0]) and result["test_score"][1] > 0.9
 
 
 # ------------------------------------------------------------ nncv networks
@@ -434,7 +438,7 @@ def test_a_diverging_fold_is_reported(cancer):
     X, y = cancer
     model = small_net_pipeline(learning_rate=1e4, optimizer="sgd", momentum=0.0, l2=0.0)
     with pytest.raises(DivergedError):
-        cross_validate(model, X * 1e3, y, cv=2, random_state=0)
+        cross_validate(model, X * 1e3, y, cv=2, random_state=0, error_score="raise")
     with pytest.warns(FitFailedWarning, match="DivergedError"):
         result = cross_validate(model, X * 1e3, y, cv=2, random_state=0, error_score=np.nan)
     assert np.isnan(result.scores["score"]).all()

@@ -38,5 +38,5 @@ def test_tune_over_batch_norm(iris, tmp_path):
     scores = {t.params["batch_norm"]: t.value for t in trials}
     assert scores[False] != scores[True]  # the flag reached the networks
     best = result.best_estimator[-1]
-    assert best.batch_norm is result.best_params["batch_norm"]
+    assert best.batch_norm is result.best_params["net__batch_norm"]
     assert any(best.network_.batch_norm) is best.batch_norm

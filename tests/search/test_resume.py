@@ -255,3 +255,31 @@ def test_sqlite_storage_runs_and_continues(iris, tmp_path):
             refit=False,
         )
     assert len(result.study.trials) == 2
+
+
+def test_a_retried_trial_reproduces_the_scores_of_the_trial_it_retries(iris, tmp_path):
+    """A trial lost with its worker is retried (``RetryFailedTrialCallback``) under a new
+    number; its folds keep the original trial's seeds, so it scores what the original would."""
+    X, y = iris
+    path = tmp_path / "retry.log"
+    options = dict(cv=3, pruner="none", storage=str(path), study_name="s", refit=False)
+    first = tune(
+        X, y, small_classifier(max_epochs=6), small_space(), n_trials=1, random_state=3, **options
+    )
+    original = first.study.trials[0]
+    first.study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=original.params,
+            distributions=original.distributions,
+            system_attrs={"failed_trial": original.number, "retry_history": [original.number]},
+        )
+    )
+    second = tune(
+        X, y, small_classifier(max_epochs=6), small_space(), n_trials=1, random_state=3, **options
+    )
+    retried = second.study.trials[1]
+    assert retried.state == optuna.trial.TrialState.COMPLETE
+    assert retried.params == original.params
+    assert retried.value == original.value
+    assert retried.intermediate_values == original.intermediate_values

@@ -24,7 +24,7 @@ def test_cv_results_follow_gridsearchcv_layout(iris):
     grid.fit(X, y)
     expected = {k for k in grid.cv_results_ if not k.startswith("param_")}
     assert expected <= set(search.cv_results_)
-    assert {"param_learning_rate", "param_hidden_layer_sizes"} <= set(search.cv_results_)
+    assert {"param_net__learning_rate", "param_net__hidden_layer_sizes"} <= set(search.cv_results_)
     assert len(search.cv_results_["params"]) == 3
     index = search.best_index_
     assert search.cv_results_["rank_test_score"][index] == 1

@@ -40,10 +40,10 @@ def test_result_is_the_mean_over_folds_and_refits(iris):
     assert result.best_score == pytest.approx(np.mean(scores))
     assert result.best_score_std == pytest.approx(np.std(scores))
     assert result.best_score == max(t.value for t in result.study.trials if t.state == COMPLETE)
-    assert set(result.best_params) == {"learning_rate", "hidden_layer_sizes"}
+    assert set(result.best_params) == {"net__learning_rate", "net__hidden_layer_sizes"}
     net = result.best_estimator[-1]
-    assert net.learning_rate == result.best_params["learning_rate"]
-    assert net.hidden_layer_sizes == result.best_params["hidden_layer_sizes"]
+    assert net.learning_rate == result.best_params["net__learning_rate"]
+    assert net.hidden_layer_sizes == result.best_params["net__hidden_layer_sizes"]
     assert accuracy_score(y, result.best_estimator.predict(X)) > 0.5
 
 
