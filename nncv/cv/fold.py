@@ -566,6 +566,16 @@ class FoldGroup:
             raise errors[0]
         return new
 
+    def drain(self) -> None:
+        """Start the folds, train every one to its end, and close: what a plain fit does."""
+        try:
+            self.start()
+            while not self.finished:
+                if not self.advance(None):
+                    break
+        finally:
+            self.close()
+
     def val_score(self) -> float:
         """Mean over the folds of :attr:`Fold.val_score` (a finished fold's final one)."""
         return float(np.mean([fold.val_score for fold in self.folds]))
@@ -787,13 +797,7 @@ def fit_fold_group(
     scores: dict[int, dict[str, float]] = {}
     train_scores: dict[int, Any] = {}
     with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
-        try:
-            group.start()
-            while not group.finished:
-                if not group.advance(None):
-                    break
-        finally:
-            group.close()
+        group.drain()
         for fold in folds:
             if fold.error is None:
                 scores[fold.index] = group._guard(fold, fold.score, scoring)

@@ -354,7 +354,7 @@ class BatchNorm:
                 self.epsilon,
             )
         if row_scale is None:
-            row_scale = 1.0 / inputs.shape[0]
+            row_scale = 1.0 / inputs.shape[-2]  # rows are the second-to-last axis (stacks too)
         self._row_scale = row_scale
         mean, variance, self._inverse_std = batch_norm_training(
             inputs, self.gamma, self.beta, row_scale, self.epsilon, out

@@ -36,9 +36,6 @@ from nncv.network.layers import (
     BatchNorm,
     Dense,
     Dropout,
-    batch_norm_backward,
-    batch_norm_inference,
-    batch_norm_training,
 )
 from nncv.network.model import PREDICT_CHUNK_ROWS, STACKED_BIAS_MAX_WIDTH_RATIO, Network
 from nncv.network.optimizers import Adam, Optimizer
@@ -99,10 +96,12 @@ class _StackedDense:
         return np.matmul(grad, self.weights.transpose(0, 2, 1), out=input_grad)
 
 
-class _StackedBatchNorm:
+class _StackedBatchNorm(BatchNorm):
     """Views of one BatchNorm layer over the stacked parameter, gradient and running-statistics
     arrays: ``gamma``, ``beta``, their gradients and the running mean and variance are
-    ``(n_stack, width)``, row ``f`` being network ``f``'s."""
+    ``(n_stack, width)``, row ``f`` being network ``f``'s. Forward and backward are
+    :class:`BatchNorm`'s: its statistics are over the row axis of ``[k, n, width]`` inputs,
+    each network's own."""
 
     def __init__(
         self,
@@ -122,46 +121,6 @@ class _StackedBatchNorm:
         middle, end = statistics_offset + width, statistics_offset + 2 * width
         self.running_mean = statistics[:, statistics_offset:middle]
         self.running_variance = statistics[:, middle:end]
-
-    def forward(self, inputs: np.ndarray, out: np.ndarray, *, training: bool, row_scale):
-        """:meth:`BatchNorm.forward` for every network: ``inputs`` is ``[k, n, width]``, each
-        network's statistics are over its own ``n`` rows (weighted by its ``row_scale``
-        column ``[k, n, 1]``, or ``1 / n`` when None)."""
-        if not training:
-            return batch_norm_inference(
-                inputs,
-                self.gamma,
-                self.beta,
-                self.running_mean,
-                self.running_variance,
-                self.epsilon,
-            )
-        if row_scale is None:
-            row_scale = 1.0 / inputs.shape[-2]
-        self._row_scale = row_scale
-        mean, variance, self._inverse_std = batch_norm_training(
-            inputs, self.gamma, self.beta, row_scale, self.epsilon, out
-        )
-        self.normalized = inputs
-        keep = self.momentum
-        self.running_mean *= keep
-        self.running_mean += (1 - keep) * mean
-        self.running_variance *= keep
-        self.running_variance += (1 - keep) * variance
-        return out
-
-    def backward(self, grad: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-        """Store every network's ``dgamma``, ``dbeta``; return ``dL/dinputs`` in ``grad``."""
-        return batch_norm_backward(
-            grad,
-            self.normalized,
-            self.gamma,
-            self._inverse_std,
-            self._row_scale,
-            self.gamma_grad,
-            self.beta_grad,
-            scratch,
-        )
 
 
 class StackedNetwork:

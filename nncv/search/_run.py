@@ -336,13 +336,7 @@ class Search:
         group = self.objective._group(seeding_number(best), dict(best_params))
         with threadpool_limits(limits=1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            try:
-                group.start()
-                while not group.finished:
-                    if not group.advance(None):
-                        break
-            finally:
-                group.close()
+            group.drain()
         return FoldEnsemble.from_fitted([fold.estimator for fold in group.folds])
 
     def refit(self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]) -> tuple[Any, Any]:

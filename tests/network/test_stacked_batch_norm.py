@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from nncv.exceptions import ConfigurationError
 from nncv.network import EarlyStopping, Network, Trainer, metrics, optimizers, schedules
+from nncv.network import layers as layers_module
 from nncv.network import model as model_module
 from nncv.network import stacked as stacked_module
 from nncv.network.layers import batch_norm_training
@@ -214,7 +215,7 @@ def test_statistics_pooled_over_folds_or_padding_rows_would_be_caught(monkeypatc
             return tuple(np.repeat(m, n_stack, axis=0) for m in (mean, variance, inverse_std))
         return batch_norm_training(inputs, gamma, beta, row_scale, epsilon, out)
 
-    monkeypatch.setattr(stacked_module, "batch_norm_training", pooled)
+    monkeypatch.setattr(layers_module, "batch_norm_training", pooled)  # 3-D inputs: the stack
     X, Y = _data()
     folds = _fold_data(X, Y)
     alone = _alone(folds, 1)
