@@ -337,17 +337,9 @@ class Network:
 
     def add_regularisation_gradient(self) -> None:
         """Add ``l1 * sign(p)`` (NNFS: +1 at zero) and ``2 * l2 * p`` to the gradients."""
-        scratch = self._scratch
-        if self._l1 is not None:
-            np.greater_equal(self.parameters, 0, out=scratch)
-            scratch *= 2
-            scratch -= 1
-            scratch *= self._l1
-            self.gradients += scratch
-        if self._l2 is not None:
-            np.multiply(self.parameters, self._l2, out=scratch)
-            scratch *= 2
-            self.gradients += scratch
+        add_regularisation_gradient(
+            self.parameters, self.gradients, self._scratch, self._l1, self._l2
+        )
 
     def compute_gradients(
         self, inputs, targets: np.ndarray, scale, rng: np.random.Generator | None = None
@@ -482,3 +474,25 @@ class Network:
                 f"{self.running_statistics.shape}"
             )
         np.copyto(self.running_statistics, statistics, casting="same_kind")
+
+
+def add_regularisation_gradient(
+    parameters: np.ndarray,
+    gradients: np.ndarray,
+    scratch: np.ndarray,
+    l1: np.ndarray | None,
+    l2: np.ndarray | None,
+) -> None:
+    """``gradients += l1 * sign(parameters) + 2 * l2 * parameters`` in place (NNFS's sign:
+    +1 at zero), for one network's flat vectors or a stack's ``[k, n_parameters]`` arrays;
+    ``l1``/``l2`` are None where no parameter is penalised."""
+    if l1 is not None:
+        np.greater_equal(parameters, 0, out=scratch)
+        scratch *= 2
+        scratch -= 1
+        scratch *= l1
+        gradients += scratch
+    if l2 is not None:
+        np.multiply(parameters, l2, out=scratch)
+        scratch *= 2
+        gradients += scratch

@@ -37,7 +37,12 @@ from nncv.network.layers import (
     Dense,
     Dropout,
 )
-from nncv.network.model import PREDICT_CHUNK_ROWS, STACKED_BIAS_MAX_WIDTH_RATIO, Network
+from nncv.network.model import (
+    PREDICT_CHUNK_ROWS,
+    STACKED_BIAS_MAX_WIDTH_RATIO,
+    Network,
+    add_regularisation_gradient,
+)
 from nncv.network.optimizers import Adam, Optimizer
 
 __all__ = ["StackedNetwork", "StackedOptimizer"]
@@ -313,17 +318,9 @@ class StackedNetwork:
 
     def add_regularisation_gradient(self) -> None:
         """:meth:`Network.add_regularisation_gradient` for every network at once."""
-        scratch = self._scratch
-        if self._l1 is not None:
-            np.greater_equal(self.parameters, 0, out=scratch)
-            scratch *= 2
-            scratch -= 1
-            scratch *= self._l1
-            self.gradients += scratch
-        if self._l2 is not None:
-            np.multiply(self.parameters, self._l2, out=scratch)
-            scratch *= 2
-            self.gradients += scratch
+        add_regularisation_gradient(
+            self.parameters, self.gradients, self._scratch, self._l1, self._l2
+        )
 
     def compute_gradients(
         self, inputs, targets: np.ndarray, scale, rngs: Sequence[np.random.Generator] | None
