@@ -486,7 +486,8 @@ def test_cross_validate_survives_every_worker_killed_at_once(client, digits):
 
     thread = threading.Thread(target=kill_all_mid_fold, daemon=True)
     thread.start()
-    result = nncv.cross_validate(model, X, y, cv=4, random_state=0, backend=client)
+    # n_jobs=-1: one stack of folds per worker, so both workers hold X and a task
+    result = nncv.cross_validate(model, X, y, cv=4, random_state=0, backend=client, n_jobs=-1)
     thread.join()
     assert len(killed) == 2, "the workers were not killed: the test did not test anything"
     np.testing.assert_array_equal(result.scores["score"], local.scores["score"])
@@ -496,7 +497,8 @@ def test_cross_validate_survives_every_worker_killed_at_once(client, digits):
 @pytest.mark.slow
 def test_tune_survives_a_worker_killed_mid_trial(client, digits, tmp_path):
     X, y = digits[0][:900], digits[1][:900]
-    model = small_pipeline(hidden_layer_sizes=16, max_epochs=40)
+    # long enough (stacked folds train fast) for a trial to be seen running for 0.5 s
+    model = small_pipeline(hidden_layer_sizes=16, max_epochs=200)
     options = {"n_trials": len(PARAMS), "cv": 3, "random_state": 0, "pruner": "none"}
     local_store, dask_store = str(tmp_path / "local.log"), str(tmp_path / "dask.log")
     local = tune(X, y, model, SPACE, storage=local_store, refit=False, **options,

@@ -114,8 +114,11 @@ class OwnedFileLock(JournalFileOpenLock):
                 continue
             try:
                 os.write(handle, self._owner.encode())
-            finally:
+            except BaseException:  # interrupted (Ctrl-C) holding it: leave no lock behind
                 os.close(handle)
+                self.release()
+                raise
+            os.close(handle)
             return True
 
 
