@@ -692,17 +692,8 @@ def fit_fold(
                 raise
             one.close()
             names = build_scorers(estimator, scoring).keys()
-            return FoldOutcome(
-                fold=fold,
-                scores=dict.fromkeys(names, float(error_score)),
-                fit_time=one.fit_time,
-                score_time=one.score_time,
-                curves=None,
-                estimator=one.estimator if return_estimator else None,
-                error=f"{type(error).__name__}: {error}",
-                train_scores=dict.fromkeys(names, float(error_score))
-                if return_train_score
-                else None,
+            return _failed_outcome(
+                fold, one, error, names, error_score, return_estimator, return_train_score
             )
     return FoldOutcome(
         fold=fold,
@@ -808,17 +799,14 @@ def fit_fold_group(
         if fold.error is not None:
             names = build_scorers(estimator, scoring).keys()
             outcomes.append(
-                FoldOutcome(
-                    fold=fold.index,
-                    scores=dict.fromkeys(names, float(error_score)),
-                    fit_time=fold.fit_time,
-                    score_time=fold.score_time,
-                    curves=None,
-                    estimator=fold.estimator if return_estimator else None,
-                    error=f"{type(fold.error).__name__}: {fold.error}",
-                    train_scores=dict.fromkeys(names, float(error_score))
-                    if return_train_score
-                    else None,
+                _failed_outcome(
+                    fold.index,
+                    fold,
+                    fold.error,
+                    names,
+                    error_score,
+                    return_estimator,
+                    return_train_score,
                 )
             )
         else:
@@ -834,3 +822,26 @@ def fit_fold_group(
                 )
             )
     return outcomes
+
+
+def _failed_outcome(
+    index: int,
+    fold: Fold,
+    error: BaseException,
+    names: Any,
+    error_score: Any,
+    return_estimator: bool,
+    return_train_score: bool,
+) -> FoldOutcome:
+    """The outcome of a fold whose fit or scoring failed: ``error_score`` for every metric."""
+    failed = dict.fromkeys(names, float(error_score))
+    return FoldOutcome(
+        fold=index,
+        scores=failed,
+        fit_time=fold.fit_time,
+        score_time=fold.score_time,
+        curves=None,
+        estimator=fold.estimator if return_estimator else None,
+        error=f"{type(error).__name__}: {error}",
+        train_scores=dict(failed) if return_train_score else None,
+    )
