@@ -1057,7 +1057,10 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        outputs = self._forward(X)
+        return self._proba_from_outputs(self._forward(X))
+
+    def _proba_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` from the network's outputs (shared with ensembles)."""
         if self._target_type == "binary":
             return np.hstack([1 - outputs, outputs])
         return outputs
@@ -1251,7 +1254,11 @@ best_validation_score_, t_
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs) like ``y``."""
-        outputs = self._forward(X).astype(np.float64)
+        return self._predictions_from_outputs(self._forward(X))
+
+    def _predictions_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """:meth:`predict` from the network's outputs (shared with ensembles)."""
+        outputs = outputs.astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
             outputs *= self._target_scale
             outputs += self._target_mean

@@ -25,6 +25,9 @@ import optuna
 
 import nncv
 
+#: ``--refit`` choices and the ``refit`` value of :func:`nncv.tune` each stands for.
+REFIT_KINDS = {"refit": True, "ensemble": "ensemble", "seed_ensemble": "seed_ensemble"}
+
 
 @dataclass
 class StudyScript:
@@ -81,10 +84,15 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
     )
     parser.add_argument(
         "--refit",
-        choices=["refit", "ensemble"],
+        choices=[*REFIT_KINDS, "all"],
         default="refit",
-        help="with --outer: the final model of each study is the best configuration refit on "
-        "all rows (refit) or the best trial's fold models averaged (ensemble)",
+        help="the final model of each study: the best configuration refit on all rows "
+        "(refit), the best trial's fold models averaged (ensemble), or --ensemble-size "
+        "members refit on all rows from different seeds, averaged (seed_ensemble); with "
+        "--outer, 'all' scores every kind from the same study of each outer fold",
+    )
+    parser.add_argument(
+        "--ensemble-size", type=int, default=5, help="members of --refit seed_ensemble"
     )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument(
@@ -96,11 +104,13 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
     args = parser.parse_args(argv)
     if args.max_epochs is not None and args.max_epochs < 1:
         parser.error("--max-epochs must be at least 1")
-    for name in ("trials", "cv", "workers", "outer_jobs"):
+    for name in ("trials", "cv", "workers", "outer_jobs", "ensemble_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.outer == 1 or args.outer < 0:
         parser.error("--outer must be 0 (off) or at least 2")
+    if args.refit == "all" and not args.outer:
+        parser.error("--refit all needs --outer")
     return args
 
 
@@ -139,6 +149,8 @@ def _tune(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict
         random_state=args.seed,
         progress=False if args.quiet else None,  # a bar when standard error is a terminal
         verbose=args.verbose,
+        refit=REFIT_KINDS[args.refit],
+        ensemble_size=args.ensemble_size,
     )
     seconds = time.perf_counter() - started
     print(f"study {result.study.study_name!r}: {_states(result.study)} in {seconds:.0f} s")
@@ -170,42 +182,85 @@ def _tune(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict
     return summary
 
 
-def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict[str, Any]:
-    from sklearn.base import is_classifier
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+def _outer_fold(
+    script: StudyScript,
+    args: argparse.Namespace,
+    X: Any,
+    y: Any,
+    train: np.ndarray,
+    test: np.ndarray,
+    kinds: list[str],
+) -> dict[str, float]:
+    """One outer fold: one study on ``train``, then each kind of final model scored on
+    ``test`` (what ``NNSearchCV(refit=...).fit(...).score(...)`` does, the study run once)."""
+    import uuid
 
-    search = nncv.NNSearchCV(
-        _estimator(script, args),
-        script.space(),
+    from sklearn.metrics import check_scoring
+    from sklearn.utils import _safe_indexing
+
+    from nncv.search._run import prepare
+    from nncv.search._settings import SearchSettings
+
+    settings = SearchSettings(
+        space=script.space(),
         n_trials=args.trials,
+        timeout=args.timeout,
         cv=args.cv,
         scoring=script.scoring,
         pruner=args.pruner,
         storage=args.storage,
+        study_name=f"nncv-nested-{uuid.uuid4().hex[:12]}" if args.storage else None,
         n_workers=args.workers,
-        timeout=args.timeout,
         random_state=args.seed,
-        refit="ensemble" if args.refit == "ensemble" else True,
+        ensemble_size=args.ensemble_size,
     )
-    splitter = StratifiedKFold if is_classifier(search) else KFold
+    X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
+    X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
+    search = prepare(X_train, y_train, settings, estimator=_estimator(script, args))
+    if search.run(args.trials, args.timeout):
+        raise KeyboardInterrupt
+    scores = {}
+    for kind in kinds:
+        model = search.result(refit=REFIT_KINDS[kind]).best_estimator
+        scores[kind] = float(check_scoring(model, script.scoring)(model, X_test, y_test))
+    return scores
+
+
+def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> dict[str, Any]:
+    """Nested CV: one fresh study per outer fold, each kind of final model scored on the
+    outer fold's held-out rows (``--refit all``: every kind from the same study)."""
+    from joblib import Parallel, delayed
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    kinds = list(REFIT_KINDS) if args.refit == "all" else [args.refit]
+    splitter = StratifiedKFold if is_classifier(_estimator(script, args)) else KFold
     outer = splitter(args.outer, shuffle=True, random_state=args.seed)
     started = time.perf_counter()
-    scores = cross_val_score(search, X, y, cv=outer, n_jobs=args.outer_jobs)
-    seconds = time.perf_counter() - started
-    print(
-        f"nested CV, refit={args.refit} ({args.outer} outer folds × {args.trials}-trial studies "
-        f"on {args.cv} inner "
-        f"folds): {scores.mean():.4f} ± {scores.std():.4f}  folds {np.round(scores, 4).tolist()}"
-        f" in {seconds:.0f} s"
+    folds = Parallel(n_jobs=args.outer_jobs)(
+        delayed(_outer_fold)(script, args, X, y, train, test, kinds)
+        for train, test in outer.split(X, y)
     )
-    return {
-        "study": script.name,
-        "refit": args.refit,
-        "nested_score": float(scores.mean()),
-        "nested_std": float(scores.std()),
-        "outer_scores": scores.tolist(),
-        "seconds": seconds,
-    }
+    seconds = time.perf_counter() - started
+    summary: dict[str, Any] = {"study": script.name, "refit_kinds": kinds, "seconds": seconds}
+    for kind in kinds:
+        scores = np.array([fold[kind] for fold in folds])
+        size = f", {args.ensemble_size} members" if kind == "seed_ensemble" else ""
+        print(
+            f"nested CV, refit={kind}{size} ({args.outer} outer folds × {args.trials}-trial "
+            f"studies on {args.cv} inner folds): {scores.mean():.4f} ± {scores.std():.4f}  "
+            f"folds {np.round(scores, 4).tolist()}"
+        )
+        summary[kind] = {
+            "nested_score": float(scores.mean()),
+            "nested_std": float(scores.std()),
+            "outer_scores": scores.tolist(),
+        }
+    print(f"in {seconds:.0f} s")
+    if len(kinds) == 1:  # the single-kind layout of earlier versions
+        summary["refit"] = kinds[0]
+        summary.update(summary.pop(kinds[0]))
+    return summary
 
 
 def main(script: StudyScript, argv: list[str] | None = None) -> dict[str, Any]:
