@@ -34,7 +34,6 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from nncv._validation import check_finite_outputs
 from nncv.cv.fold import _same_params, final_step, pipeline_steps
-from nncv.cv.rows import fit_transform
 from nncv.cv.splits import derive_seed
 from nncv.estimators import _BaseNN
 from nncv.exceptions import ConfigurationError
@@ -294,7 +293,7 @@ def fit_members(templates: Sequence[Any], X: Any, y: Any, fit_params: dict[str, 
     steps, _ = pipeline_steps(shared)
     transformed = X
     for _, step in steps:
-        transformed = fit_transform(step, transformed, y)
+        transformed = step.fit_transform(transformed, y)  # a copy: X is the caller's
     networks = [clone(final_step(template)) for template in templates]
     sample_weight = next(iter(fit_params.values()), None)
     data = (transformed, y, sample_weight)
