@@ -72,6 +72,15 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
         default=None,
         help="override the network's max_epochs (default: the script's)",
     )
+    parser.add_argument(
+        "--set",
+        dest="network_params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a parameter of the network (JSON value: batch_norm=true, patience=20); "
+        "repeatable",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds, then stop")
     parser.add_argument(
         "--pruner", default="median", help="median, hyperband, successive_halving or none"
@@ -102,6 +111,10 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
         "--verbose", "-v", action="store_true", help="print Optuna's line for every trial"
     )
     args = parser.parse_args(argv)
+    try:
+        args.network_params = dict(_name_value(item) for item in args.network_params)
+    except ValueError as error:
+        parser.error(str(error))
     if args.max_epochs is not None and args.max_epochs < 1:
         parser.error("--max-epochs must be at least 1")
     for name in ("trials", "cv", "workers", "outer_jobs", "ensemble_size"):
@@ -114,19 +127,32 @@ def parse(script: StudyScript, argv: list[str] | None = None) -> argparse.Namesp
     return args
 
 
+def _name_value(item: str) -> tuple[str, Any]:
+    """``"name=value"`` → ``(name, value)``, the value read as JSON (else kept a string)."""
+    name, sep, text = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
+    try:
+        return name, json.loads(text)
+    except json.JSONDecodeError:
+        return name, text
+
+
 def _states(study: optuna.Study) -> str:
     states = [t.state.name.lower() for t in study.trials]
     return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
 
 
 def _estimator(script: StudyScript, args: argparse.Namespace) -> Any:
-    """The script's estimator, with ``--max-epochs`` applied to its network."""
+    """The script's estimator, with ``--max-epochs`` and ``--set`` applied to its network."""
     from nncv.search._estimator import network_prefix
 
     estimator = script.estimator()
+    prefix, _ = network_prefix(estimator)
+    params = dict(args.network_params)
     if args.max_epochs is not None:
-        prefix, _ = network_prefix(estimator)
-        estimator.set_params(**{f"{prefix}max_epochs": args.max_epochs})
+        params["max_epochs"] = args.max_epochs
+    estimator.set_params(**{f"{prefix}{name}": value for name, value in params.items()})
     return estimator
 
 
