@@ -86,3 +86,20 @@ def test_nested_cv_scores_every_refit_kind_from_one_study_per_outer_fold():
         expected = cross_val_score(search, X, y, cv=outer)
         np.testing.assert_array_equal(summary[kind]["outer_scores"], expected)
     assert len(summary["seed_ensemble"]["outer_scores"]) == 2
+
+
+def test_set_option_reaches_the_network_and_refuses_a_bare_name(capsys):
+    sys.path.insert(0, str(ROOT / "studies"))
+    try:
+        from _study_cli import _estimator, parse
+        from digits import SCRIPT
+    finally:
+        sys.path.remove(str(ROOT / "studies"))
+    args = parse(SCRIPT, ["--set", "batch_norm=true", "--set", "patience=20", "--set", "x=a"])
+    assert args.network_params == {"batch_norm": True, "patience": 20, "x": "a"}
+    del args.network_params["x"]
+    network = _estimator(SCRIPT, args)[-1]
+    assert network.batch_norm is True and network.patience == 20
+    with pytest.raises(SystemExit):
+        parse(SCRIPT, ["--set", "batch_norm"])
+    assert "--set takes NAME=VALUE" in capsys.readouterr().err
