@@ -21,6 +21,7 @@ one configuration apart from ``random_state``.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,6 +104,7 @@ class FoldEnsemble(BaseEstimator):
 
     def _set_members(self, members: list[Any]) -> None:
         check_members(members)
+        self._stack_cache = {}
         self.estimators_ = members
         first = members[0]
         if hasattr(first, "classes_"):
@@ -111,6 +113,12 @@ class FoldEnsemble(BaseEstimator):
             self.n_features_in_ = first.n_features_in_
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = first.feature_names_in_
+
+    def _stacks(self) -> dict:
+        """The stacked network (and its buffers) kept between predictions."""
+        if not hasattr(self, "_stack_cache"):
+            self._stack_cache: dict = {}
+        return self._stack_cache
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -125,7 +133,7 @@ class FoldEnsemble(BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Mean of the members' class probabilities."""
         check_is_fitted(self, "estimators_")
-        outputs = stacked_outputs(self.estimators_, X)
+        outputs = stacked_outputs(self.estimators_, X, self._stacks())
         if outputs is None:
             probas = (member.predict_proba(X) for member in self.estimators_)
         else:
@@ -144,7 +152,7 @@ class FoldEnsemble(BaseEstimator):
                 if np.ndim(self.classes_) == 1 and len(self.classes_) == proba.shape[1]:
                     return self.classes_[np.argmax(proba, axis=1)]
             return (proba >= 0.5).astype(int)  # multilabel: one probability per label
-        outputs = stacked_outputs(self.estimators_, X)
+        outputs = stacked_outputs(self.estimators_, X, self._stacks())
         if outputs is None:
             predictions = (member.predict(X) for member in self.estimators_)
         else:
@@ -239,14 +247,18 @@ def _mean(arrays: Any, count: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- stacking
-def stacked_outputs(members: Sequence[Any], X: Any) -> list[np.ndarray] | None:
+def stacked_outputs(
+    members: Sequence[Any], X: Any, cache: dict | None = None
+) -> list[np.ndarray] | None:
     """Every member's network outputs for ``X`` from one stacked forward pass, or None.
 
     None when the members cannot run as one stack: not all nncv networks, different
     architectures or dtypes, or a sparse input to the networks. Each member's
     preprocessing transforms ``X`` a chunk of :data:`~nncv.network.model.PREDICT_CHUNK_ROWS`
     rows at a time (a row's transform does not depend on the other rows), so the networks
-    see the rows a member alone would, in the same chunks.
+    see the rows a member alone would, in the same chunks. ``cache`` (a dict the caller
+    keeps) keeps the stack and its buffers between calls, as a network keeps its own: the
+    members' parameters are copied into it on every call.
     """
     finals = [final_step(member) for member in members]
     first = finals[0]
@@ -273,13 +285,25 @@ def stacked_outputs(members: Sequence[Any], X: Any) -> list[np.ndarray] | None:
                 return None
             inputs.append(transformed)
         if stack is None:
-            stack = StackedNetwork(first.network_, k)
+            stack = _stack_for(first.network_, k, cache)
             stack.load_networks([f.network_ for f in finals])
         with np.errstate(over="ignore", invalid="ignore"):
             outputs[:, rows] = stack.forward(np.stack(inputs))
     for output in outputs:
         check_finite_outputs(output, "the network's outputs")
     return list(outputs)
+
+
+def _stack_for(template: Any, n_stack: int, cache: dict | None) -> StackedNetwork:
+    """A stack for ``n_stack`` networks like ``template``, kept in ``cache`` for reuse."""
+    key = (n_stack, template.dtype.str, json.dumps(template.get_config(), sort_keys=True))
+    stack = None if cache is None else cache.get(key)
+    if stack is None:
+        stack = StackedNetwork(template, n_stack)
+        if cache is not None:
+            cache.clear()
+            cache[key] = stack
+    return stack
 
 
 def fit_members(templates: Sequence[Any], X: Any, y: Any, fit_params: dict[str, Any]) -> list:
