@@ -207,3 +207,15 @@ def test_cli_refit_seed_ensemble(tmp_path):
     assert result.exit_code == 0, result.output
     loaded = nncv.load(model)
     assert isinstance(loaded, SeedEnsemble) and len(loaded.estimators_) == 2
+
+
+def test_the_kept_stack_follows_members_changed_after_a_prediction(digits):
+    X, y = digits
+    members = _fold_members(X, y)
+    ensemble = FoldEnsemble.from_fitted(members)
+    before = ensemble.predict_proba(X)
+    members[1][-1].partial_fit(members[1][0].transform(X), y)  # new weights for member 1
+    after = ensemble.predict_proba(X)
+    assert not np.array_equal(before, after)
+    loop = np.mean([m.predict_proba(X) for m in members], axis=0)
+    np.testing.assert_allclose(after, loop, rtol=0, atol=1e-12)
