@@ -48,7 +48,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : Pipeline or nncv estimator, optional
-        Default: standard scaler + :class:`~nncv.NNClassifier` or
+        Default: standard scaler (max-abs for sparse X) + :class:`~nncv.NNClassifier` or
         :class:`~nncv.NNRegressor`, as :func:`nncv.pipeline.infer_task` decides for ``y``
         (or ``task`` says).
     space : SearchSpace, dict of ranges or TOML path, optional
