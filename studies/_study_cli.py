@@ -224,6 +224,7 @@ def _outer_fold(
     from sklearn.metrics import check_scoring
     from sklearn.utils import _safe_indexing
 
+    from nncv.search._progress import optuna_verbosity
     from nncv.search._run import prepare
     from nncv.search._settings import SearchSettings
 
@@ -242,13 +243,15 @@ def _outer_fold(
     )
     X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
     X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
-    search = prepare(X_train, y_train, settings, estimator=_estimator(script, args))
-    if search.run(args.trials, args.timeout):
-        raise KeyboardInterrupt
     scores = {}
-    for kind in kinds:
-        model = search.result(refit=REFIT_KINDS[kind]).best_estimator
-        scores[kind] = float(check_scoring(model, script.scoring)(model, X_test, y_test))
+    # Optuna's per-trial lines only with --verbose, also in the --outer-jobs processes
+    with optuna_verbosity(args.verbose):
+        search = prepare(X_train, y_train, settings, estimator=_estimator(script, args))
+        if search.run(args.trials, args.timeout):
+            raise KeyboardInterrupt
+        for kind in kinds:
+            model = search.result(refit=REFIT_KINDS[kind]).best_estimator
+            scores[kind] = float(check_scoring(model, script.scoring)(model, X_test, y_test))
     return scores
 
 
