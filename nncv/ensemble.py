@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from nncv._validation import check_finite_outputs
-from nncv.cv.fold import _same_params, final_step, pipeline_steps
+from nncv.cv.fold import _same_params, final_step, pipeline_steps, stack_refusal
 from nncv.cv.splits import derive_seed
 from nncv.estimators import _BaseNN
 from nncv.exceptions import ConfigurationError
@@ -331,21 +332,20 @@ def fit_members(templates: Sequence[Any], X: Any, y: Any, fit_params: dict[str, 
 
 
 def _stack_refusal(templates: Sequence[Any], fit_params: dict[str, Any]) -> str | None:
-    """Why ``templates`` cannot be fitted as one stack (None when they can)."""
-    first_steps, (path, first) = pipeline_steps(templates[0])
+    """Why ``templates`` cannot be fitted as one stack (None when they can): the fold
+    engine's :func:`~nncv.cv.fold.stack_refusal` for their networks, the same
+    preprocessing, and no fit parameter but the network's ``sample_weight``."""
+    first_steps, (path, _) = pipeline_steps(templates[0])
     weight_name = f"{path}__sample_weight" if path else "sample_weight"
     if set(fit_params) - {weight_name}:
         return "fit parameters other than the network's sample_weight"
-    if not isinstance(first, _BaseNN) or getattr(first, "warm_start", False):
-        return "not an nncv network (or warm_start)"
-    network_params = {k: v for k, v in first.get_params(deep=False).items() if k != "random_state"}
+    refusal = stack_refusal([SimpleNamespace(final=final_step(t)) for t in templates])
+    if refusal is not None:
+        return refusal
     for template in templates[1:]:
-        steps, (_, final) = pipeline_steps(template)
-        if type(final) is not type(first) or len(steps) != len(first_steps):
-            return "different estimators"
-        params = {k: v for k, v in final.get_params(deep=False).items() if k != "random_state"}
-        if not _same_params(network_params, params):
-            return "different network parameters"
+        steps, _ = pipeline_steps(template)
+        if len(steps) != len(first_steps):
+            return "different preprocessing"
         for (_, a), (_, b) in zip(first_steps, steps, strict=True):
             if type(a) is not type(b) or not _same_params(
                 a.get_params(deep=False), b.get_params(deep=False)

@@ -219,3 +219,20 @@ def test_the_kept_stack_follows_members_changed_after_a_prediction(digits):
     assert not np.array_equal(before, after)
     loop = np.mean([m.predict_proba(X) for m in members], axis=0)
     np.testing.assert_allclose(after, loop, rtol=0, atol=1e-12)
+
+
+def test_members_that_cannot_stack_are_fitted_one_by_one_with_the_same_numbers(digits):
+    from nncv.ensemble import _stack_refusal
+
+    X, y = digits
+    single = SeedEnsemble.from_estimator(_model(), 1, random_state=3).fit(X, y)
+    alone = clone(single.estimators[0]).fit(X, y)
+    np.testing.assert_array_equal(single.predict_proba(X), alone.predict_proba(X))
+    mixed = [_model(16, random_state=0), _model(8, random_state=1)]
+    assert _stack_refusal(mixed, {}) == "the folds' networks have different parameters"
+    assert _stack_refusal(mixed[:1] * 2, {"standardscaler__copy": True}) is not None
+    ensemble = FoldEnsemble(mixed).fit(X, y)
+    for template, member in zip(mixed, ensemble.estimators_, strict=True):
+        np.testing.assert_array_equal(
+            member.predict_proba(X), clone(template).fit(X, y).predict_proba(X)
+        )
