@@ -48,7 +48,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _num_samples
 from threadpoolctl import threadpool_limits
 
-from nncv.cv.held_out import HeldOut, HeldOutScoring, network_evaluator, score_held_out
+from nncv.cv.held_out import (
+    HeldOut,
+    HeldOutScoring,
+    StackedHeldOutScoring,
+    network_evaluator,
+    score_held_out,
+)
 from nncv.cv.rows import fit_on_rows, fit_transform, in_place_transform, is_rowwise, take_rows
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import seed_estimator
@@ -504,6 +510,7 @@ class FoldGroup:
                 [fold.final for fold in members],
                 [fold.fit_data for fold in members],
                 callbacks=[[fold._scoring] for fold in members],
+                stack_callbacks=[StackedHeldOutScoring([fold._scoring for fold in members])],
             )
         except Exception as error:  # bad data: each fold fails alone, as it would alone
             self.refusal = f"{type(error).__name__}: {error}"
