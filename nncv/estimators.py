@@ -849,6 +849,30 @@ def _decode_params(params: dict[str, Any]) -> dict[str, Any]:
     return {name: decode(value) for name, value in params.items()}
 
 
+def _one_hot(y: np.ndarray, classes: np.ndarray, dtype) -> np.ndarray | None:
+    """``LabelBinarizer(classes).transform(y)`` in ``dtype`` for a plain 1-D label array.
+
+    The binarizer's own checks cost a fold more than the encoding (it runs for every
+    fold's training and held-out rows); labels of one sortable kind (booleans, integers,
+    floats, strings) that are all in ``classes`` (sorted, as ``np.unique`` gives them) are
+    encoded directly: one column of ``y == classes[1]`` for two classes, else one-hot.
+    None for anything else (unknown labels, objects, mixed kinds), which takes the
+    binarizer's path and its errors.
+    """
+    kind = y.dtype.kind
+    if y.ndim != 1 or kind not in "biufU" or classes.dtype.kind != kind or len(classes) < 2:
+        return None
+    positions = np.searchsorted(classes, y)
+    np.minimum(positions, len(classes) - 1, out=positions)
+    if not np.array_equal(classes[positions], y):  # unknown labels (or NaN)
+        return None
+    if len(classes) == 2:
+        return (positions == 1).astype(dtype)[:, None]
+    encoded = np.zeros((len(y), len(classes)), dtype)
+    encoded[np.arange(len(y)), positions] = 1
+    return encoded
+
+
 class NNClassifier(ClassifierMixin, _BaseNN):
     """Neural-network classifier trained from scratch in NumPy.
 
@@ -996,6 +1020,9 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         y = np.asarray(y)
         if self._target_type != "multilabel-indicator":
             y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+            encoded = _one_hot(y, self.classes_, self.dtype)
+            if encoded is not None:
+                return encoded
             unknown = np.setdiff1d(np.unique(y), self.classes_)
             if unknown.size:
                 raise ValueError(
