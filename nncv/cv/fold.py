@@ -46,8 +46,8 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _num_samples
-from threadpoolctl import threadpool_limits
 
+from nncv._blas import one_blas_thread
 from nncv.cv.held_out import (
     HeldOut,
     HeldOutScoring,
@@ -687,7 +687,7 @@ def fit_fold(
         copy_rows=copy_rows,
     )
     train_scores = None
-    with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
+    with one_blas_thread() if limit_blas else nullcontext():
         try:
             one.start()
             one.advance(None)
@@ -794,7 +794,7 @@ def fit_fold_group(
     group = FoldGroup(folds, keep_errors=keep)
     scores: dict[int, dict[str, float]] = {}
     train_scores: dict[int, Any] = {}
-    with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
+    with one_blas_thread() if limit_blas else nullcontext():
         group.drain()
         for fold in folds:
             if fold.error is None:
