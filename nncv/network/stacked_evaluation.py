@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from nncv.exceptions import ConfigurationError
+from nncv.network import metrics
 from nncv.network.losses import mean_loss
 from nncv.network.model import PREDICT_CHUNK_ROWS, Network
 from nncv.network.stacked import StackedNetwork
@@ -46,6 +47,12 @@ class _Group:
         self.position = {fold: index for index, fold in enumerate(folds)}
         self.inputs = inputs
         self.targets = targets
+        # metrics.accuracy's per-fold choice, which depends on the targets only: arg-max
+        # against one-hot targets (one label per row), else thresholds at 0.5
+        one_hot = [targets.shape[2] > 1 and bool(np.all(y.sum(axis=1) == 1)) for y in targets]
+        self.one_hot = one_hot[0] if len(set(one_hot)) == 1 else None
+        self.labels = targets.argmax(axis=2) if self.one_hot else None
+        self.positive = targets > 0.5 if self.one_hot is False else None
 
 
 class StackedEvaluator:
@@ -141,14 +148,30 @@ class StackedEvaluator:
                 losses = self.template.loss.per_sample(
                     outputs.reshape(-1, n_outputs), targets.reshape(-1, n_outputs)
                 ).reshape(len(members), -1)
+                correct = self._correct(group, members, outputs)
                 for position, fold in enumerate(members):
                     weights = self.weights[fold]
                     loss = mean_loss(losses[position], weights)
-                    score = math.nan
-                    if self.score is not None:
+                    if correct is not None:  # metrics.accuracy, its comparisons stacked
+                        score = float(np.average(correct[position], weights=weights))
+                    elif self.score is not None:
                         score = self.score(outputs[position], targets[position], weights)
+                    else:
+                        score = math.nan
                     results[fold] = (loss, score)
         return results
+
+    def _correct(self, group: _Group, members: list[int], outputs: np.ndarray):
+        """``[n_members, n_rows]`` of the rows :func:`metrics.accuracy` counts as right, for
+        every member at once, or None when the score is another function."""
+        if self.score is not metrics.accuracy or group.one_hot is None:
+            return None
+        index = slice(None)
+        if len(members) != len(group.folds):
+            index = [group.position[fold] for fold in members]
+        if group.one_hot:
+            return outputs.argmax(axis=2) == group.labels[index]
+        return np.all((outputs > 0.5) == group.positive[index], axis=2)
 
     def _predict(self, networks: list[Network], inputs: np.ndarray) -> np.ndarray:
         """Every network's outputs on its row of ``inputs``, in ``PREDICT_CHUNK_ROWS`` chunks
