@@ -29,7 +29,12 @@ from nncv.network.losses import mean_loss
 from nncv.network.model import PREDICT_CHUNK_ROWS, Network
 from nncv.network.stacked import StackedNetwork
 
-__all__ = ["StackedEvaluator", "can_stack_rows"]
+__all__ = ["EVALUATION_BYTES", "StackedEvaluator", "can_stack_rows"]
+
+#: Most bytes of one layer's activations a stacked pass computes at once: bigger groups are
+#: scored a few networks at a time (large held-out sets are arithmetic, not call overhead,
+#: and a stack of them would only leave the CPU cache).
+EVALUATION_BYTES = 2**21
 
 Score = Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
 
@@ -134,32 +139,42 @@ class StackedEvaluator:
         wanted = set(range(len(self.n_rows)) if folds is None else folds)
         results: dict[int, tuple[float, float]] = {}
         for group in self._groups:
-            members = [fold for fold in group.folds if fold in wanted]
-            if not members:
-                continue
-            if len(members) == len(group.folds):
-                inputs, targets = group.inputs, group.targets
-            else:
-                index = [group.position[fold] for fold in members]
-                inputs, targets = group.inputs[index], group.targets[index]
-            outputs = self._predict([networks[fold] for fold in members], inputs)
-            n_outputs = outputs.shape[2]
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                losses = self.template.loss.per_sample(
-                    outputs.reshape(-1, n_outputs), targets.reshape(-1, n_outputs)
-                ).reshape(len(members), -1)
-                correct = self._correct(group, members, outputs)
-                for position, fold in enumerate(members):
-                    weights = self.weights[fold]
-                    loss = mean_loss(losses[position], weights)
-                    if correct is not None:  # metrics.accuracy, its comparisons stacked
-                        score = float(np.average(correct[position], weights=weights))
-                    elif self.score is not None:
-                        score = self.score(outputs[position], targets[position], weights)
-                    else:
-                        score = math.nan
-                    results[fold] = (loss, score)
+            chosen = [fold for fold in group.folds if fold in wanted]
+            size = self._pass_size(group.inputs.shape[1])
+            for start in range(0, len(chosen), size):
+                self._evaluate(group, chosen[start : start + size], networks, results)
         return results
+
+    def _pass_size(self, n_rows: int) -> int:
+        """How many networks one pass stacks (:data:`EVALUATION_BYTES`)."""
+        template = self.template
+        width = max(template.n_inputs, *template.hidden_layer_sizes, template.n_outputs)
+        return max(1, EVALUATION_BYTES // max(1, n_rows * width * self.dtype.itemsize))
+
+    def _evaluate(self, group: _Group, members: list[int], networks, results: dict) -> None:
+        """Score ``members`` (folds of ``group``) in one stacked pass into ``results``."""
+        if len(members) == len(group.folds):
+            inputs, targets = group.inputs, group.targets
+        else:
+            index = [group.position[fold] for fold in members]
+            inputs, targets = group.inputs[index], group.targets[index]
+        outputs = self._predict([networks[fold] for fold in members], inputs)
+        n_outputs = outputs.shape[2]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            losses = self.template.loss.per_sample(
+                outputs.reshape(-1, n_outputs), targets.reshape(-1, n_outputs)
+            ).reshape(len(members), -1)
+            correct = self._correct(group, members, outputs)
+            for position, fold in enumerate(members):
+                weights = self.weights[fold]
+                loss = mean_loss(losses[position], weights)
+                if correct is not None:  # metrics.accuracy, its comparisons stacked
+                    score = float(np.average(correct[position], weights=weights))
+                elif self.score is not None:
+                    score = self.score(outputs[position], targets[position], weights)
+                else:
+                    score = math.nan
+                results[fold] = (loss, score)
 
     def _correct(self, group: _Group, members: list[int], outputs: np.ndarray):
         """``[n_members, n_rows]`` of the rows :func:`metrics.accuracy` counts as right, for

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nncv.exceptions import ConfigurationError
-from nncv.network import Network, metrics
+from nncv.network import Network, metrics, stacked_evaluation
 from nncv.network.losses import mean_loss
 from nncv.network.stacked_evaluation import StackedEvaluator
 
@@ -88,3 +88,15 @@ def test_rows_that_cannot_be_stacked_are_refused():
         StackedEvaluator(networks[0], [*data[:2], (data[2][0].ravel(), data[2][1], None)])
     with pytest.raises(ConfigurationError, match="fold 0 has rows of shape"):
         StackedEvaluator(networks[0], [(data[0][0][:, :5], data[0][1], None)])
+
+
+@pytest.mark.parametrize("budget", [1, 27 * 9 * 8 * 2])  # one network a pass; two
+def test_large_groups_are_scored_a_few_networks_a_pass(budget, monkeypatch):
+    networks = _networks(np.float64)
+    data = _data(4, "one-hot", True)
+    evaluator = StackedEvaluator(networks[0], data, metrics.accuracy)
+    expected = evaluator.evaluate(networks)
+    monkeypatch.setattr(stacked_evaluation, "EVALUATION_BYTES", budget)
+    assert evaluator._pass_size(27) == (1 if budget == 1 else 2)
+    assert evaluator.evaluate(networks) == expected
+    assert sorted(evaluator._stacks) == ([1, 3] if budget == 1 else [1, 2, 3])
