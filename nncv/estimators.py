@@ -849,6 +849,12 @@ def _decode_params(params: dict[str, Any]) -> dict[str, Any]:
     return {name: decode(value) for name, value in params.items()}
 
 
+def _plain_labels(y: Any) -> bool:
+    """Whether ``y`` is a non-empty 1-D array of integer (or boolean) labels: binary or
+    multiclass targets for scikit-learn's checks, which need not run on it."""
+    return isinstance(y, np.ndarray) and y.ndim == 1 and y.size > 0 and y.dtype.kind in "biu"
+
+
 def _one_hot(y: np.ndarray, classes: np.ndarray, dtype) -> np.ndarray | None:
     """``LabelBinarizer(classes).transform(y)`` in ``dtype`` for a plain 1-D label array.
 
@@ -996,6 +1002,9 @@ class NNClassifier(ClassifierMixin, _BaseNN):
                     stacklevel=4,
                 )
                 y = np.ravel(y)
+            if _plain_labels(y):  # what the checks below conclude, without their overhead
+                self._set_classes(np.unique(y))
+                return self._binarize(y)
             check_classification_targets(y)
             target_type = type_of_target(y, input_name="y")
             if target_type not in ("binary", "multiclass", "multilabel-indicator"):
@@ -1029,7 +1038,7 @@ class NNClassifier(ClassifierMixin, _BaseNN):
                     f"y contains labels not seen in the first fit: {unknown.tolist()}; "
                     f"known classes are {self.classes_.tolist()}"
                 )
-        return self._label_binarizer.transform(y).astype(self.dtype, copy=False)
+        return self._binarizer().transform(y).astype(self.dtype, copy=False)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one more epoch on ``X, y`` (the first call builds the network).
@@ -1069,6 +1078,24 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         self._label_binarizer = binarizer
         self.classes_ = binarizer.classes_
         self._target_type = "binary" if len(classes) == 2 else "multiclass"
+
+    def _set_classes(self, classes: np.ndarray) -> None:
+        """Binary or multiclass targets of these (sorted, unique) integer labels, as
+        ``LabelBinarizer().fit(y)`` would find them; the binarizer itself is made when a
+        label array needs it (:meth:`_binarize` encodes plain labels without it)."""
+        if len(classes) < 2:
+            raise ValueError(
+                f"y contains only one class ({classes[0]!r}); a classifier needs at least two"
+            )
+        self.__dict__.pop("_label_binarizer", None)
+        self.classes_ = classes
+        self._target_type = "binary" if len(classes) == 2 else "multiclass"
+
+    def _binarizer(self) -> LabelBinarizer:
+        binarizer = self.__dict__.get("_label_binarizer")
+        if binarizer is None:
+            binarizer = self._label_binarizer = LabelBinarizer().fit(self.classes_)
+        return binarizer
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.

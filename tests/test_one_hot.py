@@ -57,3 +57,30 @@ def test_classifier_encodings_and_errors_are_unchanged():
     assert np.array_equal(net._encode_targets(y[:7], reset=False), expected)
     with pytest.raises(ValueError, match=r"not seen in the first fit: \['z'\]"):
         net._encode_targets(np.array(["a", "z"]), reset=False)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [RNG.integers(0, 4, 30), RNG.integers(5, 7, 30), RNG.random(30) > 0.5],
+    ids=["multiclass", "binary", "bool"],
+)
+def test_plain_labels_fit_as_the_checked_path(y):
+    X = RNG.normal(size=(len(y), 3))
+    plain = NNClassifier(4, max_epochs=1, random_state=0)
+    checked = NNClassifier(4, max_epochs=1, random_state=0)  # a list takes sklearn's checks
+    encoded = plain._encode_targets(y, reset=True)
+    assert np.array_equal(encoded, checked._encode_targets(y.tolist(), reset=True))
+    assert np.array_equal(plain.classes_, checked.classes_)
+    assert plain.classes_.dtype == checked.classes_.dtype
+    assert plain._target_type == checked._target_type
+    # another kind of labels later goes through the binarizer, made when needed
+    later = plain.classes_[[1, 0, 1]].astype(float)
+    expected = LabelBinarizer().fit(y).transform(later)
+    assert np.array_equal(plain._encode_targets(later, reset=False), expected)
+    plain.fit(X, y)
+    assert np.array_equal(plain.predict_proba(X), checked.fit(X, y.tolist()).predict_proba(X))
+
+
+def test_one_plain_class_is_refused_as_before():
+    with pytest.raises(ValueError, match=r"only one class \(np.int64\(3\)\)"):
+        NNClassifier(max_epochs=1).fit(RNG.normal(size=(5, 2)), np.full(5, 3))
