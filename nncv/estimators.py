@@ -1091,6 +1091,16 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         self.classes_ = classes
         self._target_type = "binary" if len(classes) == 2 else "multiclass"
 
+    def _known_label_rows(self, y) -> np.ndarray | None:
+        """A boolean mask of the rows of ``y`` whose label is one of ``classes_``, or None
+        when every row's is (and for multilabel targets, whose columns are fixed)."""
+        if self._target_type == "multilabel-indicator":
+            return None
+        y = np.asarray(y)
+        y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+        known = np.isin(y, self.classes_)
+        return None if known.all() else known
+
     def _binarizer(self) -> LabelBinarizer:
         binarizer = self.__dict__.get("_label_binarizer")
         if binarizer is None:

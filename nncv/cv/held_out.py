@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import types
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -99,22 +100,59 @@ class _NetworkEvaluator:
     def targets(self) -> np.ndarray:
         """The held-out targets encoded as the network's (once training has started)."""
         if self._encoded is None:
+            self._leave_out_unknown_labels()
             self._encoded = self.net._encode_targets(self.held_out.y, reset=False)
         return self._encoded
+
+    def _leave_out_unknown_labels(self) -> None:
+        """Score the curves on the held-out rows whose class the network was trained on.
+
+        A fold's held-out rows may hold a class its training rows lack (a class rarer than
+        the folds, a time-series split): the network has no output for it, so neither a
+        loss nor an arg-max can be computed on those rows. They are left out of the
+        per-epoch ``val_loss``/``val_score``, with a warning; the final scores, from the
+        scorers, still count them (accuracy as errors), as scikit-learn's do.
+        """
+        find = getattr(self.net, "_known_label_rows", None)
+        known = None if find is None else find(self.held_out.y)
+        if known is None:
+            return
+        unknown = np.unique(np.asarray(self.held_out.y)[~known])
+        warnings.warn(
+            f"{np.count_nonzero(~known)} of {len(known)} held-out rows have a class the "
+            f"fold's training rows lack ({unknown.tolist()[:5]}); the per-epoch val_loss "
+            "and val_score leave them out, the final scores count them",
+            UserWarning,
+            stacklevel=2,
+        )
+        held_out = self.held_out
+        self.held_out = replace(
+            held_out,
+            rows=held_out.rows[known],
+            y=np.asarray(held_out.y)[known],
+            sample_weight=None if held_out.sample_weight is None else held_out.sample_weight[known],
+        )
+        if self.weights is not None:
+            self.weights = self.weights[known]
+        self._kept.clear()
+        self._keep = len(self.held_out.rows) <= _rowwise.BLOCK_ROWS
 
     def stackable_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """``(inputs, targets, weights)`` when the held-out rows are kept as one dense block
         (what :class:`~nncv.network.stacked_evaluation.StackedEvaluator` takes), else None."""
+        targets = self.targets()
         if not self._keep:
             return None
         blocks = list(self._inputs())
         if len(blocks) != 1 or not can_stack_rows(blocks[0]):
             return None
-        return blocks[0], self.targets(), self.weights
+        return blocks[0], targets, self.weights
 
     def __call__(self) -> tuple[float, float]:
         network = self.net.network_
         encoded = self.targets()
+        if len(encoded) == 0:  # every held-out row's class is unknown to the network
+            return math.nan, math.nan
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             outputs = np.concatenate([network.predict(block) for block in self._inputs()])
             loss = mean_loss(network.loss.per_sample(outputs, encoded), self.weights)
