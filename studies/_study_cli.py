@@ -6,14 +6,14 @@ runs :func:`nncv.tune`, prints the best parameters and CV score, and saves the b
 pipeline with :func:`nncv.save`. On a terminal a progress bar (trials done, pruned and
 failed, best so far, elapsed, ETA) runs on standard error; ``--quiet`` hides it and
 ``--verbose`` adds Optuna's line per trial. ``--outer K`` instead measures the whole procedure by
-nested cross-validation: ``cross_val_score`` over :class:`nncv.NNSearchCV`, one fresh
-study per outer fold.
+nested cross-validation, one fresh study per outer fold (a bar counts the outer folds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from tqdm import tqdm
 
 import nncv
 
@@ -266,10 +267,27 @@ def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> di
     splitter = StratifiedKFold if is_classifier(_estimator(script, args)) else KFold
     outer = splitter(args.outer, shuffle=True, random_state=args.seed)
     started = time.perf_counter()
-    folds = Parallel(n_jobs=args.outer_jobs)(
+    jobs = Parallel(n_jobs=args.outer_jobs, return_as="generator")(
         delayed(_outer_fold)(script, args, X, y, train, test, kinds)
         for train, test in outer.split(X, y)
     )
+    folds = []
+    # On a terminal (not with --quiet): outer folds done, elapsed, ETA, the last fold's scores.
+    bar = tqdm(
+        total=args.outer,
+        desc="nested CV",
+        unit="outer fold",
+        file=sys.stderr,
+        disable=True if args.quiet else None,  # None: shown only on a terminal
+        # a terminal that reports no size (0 × 0) would get a hidden, empty bar
+        ncols=shutil.get_terminal_size((100, 24)).columns,
+        nrows=shutil.get_terminal_size((100, 24)).lines,
+    )
+    with bar:
+        for fold in jobs:
+            folds.append(fold)
+            bar.set_postfix({kind: f"{score:.4f}" for kind, score in fold.items()}, refresh=False)
+            bar.update()
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {"study": script.name, "refit_kinds": kinds, "seconds": seconds}
     for kind in kinds:
@@ -287,8 +305,7 @@ def _nested(script: StudyScript, args: argparse.Namespace, X: Any, y: Any) -> di
         }
     print(f"in {seconds:.0f} s")
     if len(kinds) == 1:  # the single-kind layout of earlier versions
-        summary["refit"] = kinds[0]
-        summary.update(summary.pop(kinds[0]))
+        summary.update(summary.pop(kinds[0]), refit=kinds[0])
     return summary
 
 

@@ -103,3 +103,18 @@ def test_set_option_reaches_the_network_and_refuses_a_bare_name(capsys):
     with pytest.raises(SystemExit):
         parse(SCRIPT, ["--set", "batch_norm"])
     assert "--set takes NAME=VALUE" in capsys.readouterr().err
+
+
+def test_nested_cv_with_one_refit_kind_keeps_the_flat_summary():
+    """``--outer`` with the default ``--refit refit``: the summary of earlier versions."""
+    argv = ["--trials", "2", "--cv", "2", "--outer", "2", "--max-epochs", "3", "--json"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "studies" / "breast_cancer.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["refit"] == "refit" and len(summary["outer_scores"]) == 2
+    assert summary["nested_score"] == pytest.approx(np.mean(summary["outer_scores"]))
