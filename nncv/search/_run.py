@@ -363,13 +363,7 @@ class Search:
         ensemble = SeedEnsemble.from_estimator(
             estimator, self.ensemble_size, random_state=network.random_state
         )
-        with (
-            threadpool_limits(limits=1),
-            warnings.catch_warnings(),
-            config_context(enable_metadata_routing=False),
-        ):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            ensemble.fit(self.X, self.y, **fit_params)
+        _fit_as_in_the_trials(ensemble, self.X, self.y, fit_params)
         return ensemble, refit_epochs
 
     def refit(self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]) -> tuple[Any, Any]:
@@ -378,16 +372,7 @@ class Search:
         ``best_params`` are ``set_params`` names of the estimator (``net__learning_rate``).
         """
         estimator, refit_epochs, fit_params = self._refit_setup(best, best_params)
-        # One BLAS thread, as in the trials: the refit gives the same numbers on any machine
-        # load or worker count (float32 sums change with the thread count).
-        # Routing done already (the names are <step>__<param>): fit without it.
-        with (
-            threadpool_limits(limits=1),
-            warnings.catch_warnings(),
-            config_context(enable_metadata_routing=False),
-        ):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            estimator.fit(self.X, self.y, **fit_params)
+        _fit_as_in_the_trials(estimator, self.X, self.y, fit_params)
         return estimator, refit_epochs
 
     def _refit_setup(
@@ -568,3 +553,17 @@ def _n_splits(cv: Any, X: Any, y: Any, groups: Any) -> int | None:
         except (TypeError, ValueError):
             return None
     return None
+
+
+def _fit_as_in_the_trials(model: Any, X: Any, y: Any, fit_params: dict[str, Any]) -> None:
+    """``model.fit(X, y, **fit_params)`` on one BLAS thread, as in the trials, so a final
+    model gives the same numbers on any machine load or worker count (float32 sums change
+    with the thread count); without metadata routing (the names are ``<step>__<param>``
+    already) and without convergence warnings."""
+    with (
+        threadpool_limits(limits=1),
+        warnings.catch_warnings(),
+        config_context(enable_metadata_routing=False),
+    ):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y, **fit_params)
