@@ -115,6 +115,13 @@ class FoldEnsemble(BaseEstimator):
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = first.feature_names_in_
 
+    def __getstate__(self) -> dict:
+        """The state without the cached stacked network (rebuilt on the next prediction): a
+        pickled or ``skops``-saved ensemble carries its members, not scratch buffers."""
+        state = super().__getstate__()
+        state.pop("_stack_cache", None)
+        return state
+
     def _stacks(self) -> dict:
         """The stacked network (and its buffers) kept between predictions."""
         if not hasattr(self, "_stack_cache"):

@@ -62,3 +62,22 @@ def test_history_is_a_fresh_dataframe_built_from_plain_arrays(X):
     assert list(frame.columns)[:2] == ["epoch", "loss"]
     assert all(isinstance(v, np.ndarray) for v in model._history.values())
     assert not hasattr(NNClassifier(), "history_")
+
+
+@pytest.mark.parametrize("kind", ["fold", "seed"])
+def test_skops_round_trip_of_an_ensemble_that_has_predicted(X, kind):
+    """An ensemble keeps a stacked network between predictions; it is not saved."""
+    from nncv import FoldEnsemble, SeedEnsemble
+
+    y = np.arange(len(X)) % 3
+    if kind == "fold":
+        members = [
+            make_pipeline("standard", **{**SMALL, "random_state": s}).fit(X, y) for s in (0, 1)
+        ]
+        model = FoldEnsemble.from_fitted(members)
+    else:
+        model = SeedEnsemble.from_estimator(make_pipeline("standard", **SMALL), 2, 0).fit(X, y)
+    expected = model.predict_proba(X)  # builds the cached stack
+    loaded = round_trip(model)
+    assert not getattr(loaded, "_stack_cache", None)
+    assert np.array_equal(loaded.predict_proba(X), expected)
