@@ -46,6 +46,7 @@ import optuna
 import pandas
 
 from nncv import plots
+from nncv.exceptions import SearchError
 
 __all__ = ["trials_table", "write_report"]
 
@@ -153,9 +154,16 @@ def write_report(
     -------
     list of Path
         Every file written, ``index.html`` last.
+
+    Raises
+    ------
+    SearchError
+        When the study has no trials yet (nothing is written).
     """
     import optuna.visualization.matplotlib as optuna_plots
 
+    if not study.get_trials(deepcopy=False):
+        raise SearchError(f"study {study.study_name!r} has no trials yet: nothing to report")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     metrics = list(metrics or ["loss", "val_loss", "val_score"])

@@ -96,3 +96,14 @@ def test_trials_csv_has_one_row_per_trial_and_no_histories(study, report):
 def test_trials_table_matches_the_studys_states(study):
     table = trials_table(study)
     assert list(table["state"]) == [t.state.name for t in study.trials]
+
+
+def test_a_study_without_trials_is_refused_and_nothing_is_written(tmp_path):
+    import optuna
+
+    from nncv.exceptions import SearchError
+
+    empty = optuna.create_study(study_name="empty")
+    with pytest.raises(SearchError, match="'empty' has no trials yet"):
+        write_report(empty, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
