@@ -688,8 +688,11 @@ def predict_command(
 # -------------------------------------------------------------------- report
 
 
-def _open_existing_study(storage: str, study_name: str) -> Any:
-    """Load a study from a storage that must already exist; create nothing on the way."""
+def _open_existing_study(storage: str, study_name: str | None) -> Any:
+    """Load a study from a storage that must already exist; create nothing on the way.
+
+    Without ``study_name`` the storage's only study is loaded (several: an error names them).
+    """
     import optuna
 
     from nncv.search._storage import describe_storage, make_storage
@@ -703,6 +706,14 @@ def _open_existing_study(storage: str, study_name: str) -> Any:
         raise CommandError(f"no study storage at {path}: no such file")
     opened = make_storage(storage)
     names = sorted(optuna.get_all_study_names(storage=opened))
+    if study_name is None:
+        if len(names) != 1:
+            known = ", ".join(repr(name) for name in names) or "none"
+            raise CommandError(
+                f"{describe_storage(storage)} holds {len(names)} studies ({known}): "
+                "name one with --study-name"
+            )
+        study_name = names[0]
     if study_name not in names:
         known = ", ".join(repr(name) for name in names) or "none"
         hint = difflib.get_close_matches(study_name, names, n=1)
@@ -744,7 +755,9 @@ def report_command(
     from nncv import plots
 
     if (storage is None) == (curves is None):
-        raise CommandError("give either --storage (with --study-name) or --curves")
+        raise CommandError(
+            "give either --storage (and --study-name if it holds several) or --curves"
+        )
     written: list[Path] = []
     if curves is not None:
         frame = read_frame(curves)
@@ -753,8 +766,6 @@ def report_command(
     else:
         from nncv.report import write_report
 
-        if study_name is None:
-            raise CommandError("--storage needs --study-name")
         assert storage is not None
         study = _open_existing_study(storage, study_name)
         written = write_report(study, out, metrics=metric)

@@ -388,6 +388,16 @@ def test_tune_on_a_storage_names_the_study_after_the_data_so_a_rerun_continues(t
     )
     assert len(study.trials) == 2
 
+    # The storage's only study is reported without --study-name; with two, they are named.
+    result = invoke("report", "--storage", storage, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "report" / "trials.csv")) == 2
+    optuna.create_study(study_name="other", storage=nncv.search._storage.make_storage(str(storage)))
+    result = invoke("report", "--storage", storage, "--out", tmp_path / "again")
+    assert result.exit_code == 1
+    assert "holds 2 studies ('iris', 'other'): name one with --study-name" in result.output
+    assert not (tmp_path / "again").exists()
+
 
 def test_report_draws_a_curves_table(tmp_path):
     curves = pd.DataFrame(
