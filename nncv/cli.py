@@ -36,6 +36,7 @@ import difflib
 import functools
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -43,6 +44,7 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 import pandas as pd
 import typer
+from sklearn.exceptions import FitFailedWarning
 from typer.core import TyperCommand, TyperGroup
 
 from nncv.exceptions import NncvError
@@ -366,17 +368,25 @@ def cv_command(
     X, y = load_data(data, target)
     estimator = build_estimator(y, task, scaler, parse_params(param))
     typer.echo(describe_choice(estimator, scoring))
-    result = cross_validate(
-        estimator,
-        X,
-        y,
-        cv=cv,
-        scoring=_scoring(scoring),
-        n_jobs=n_jobs,
-        random_state=seed,
-        stack_folds=stack_folds,
-        backend=dask,
-    )
+    with warnings.catch_warnings():
+        # a failed fold is said below in one line, not as a warning with a traceback's text
+        warnings.simplefilter("ignore", FitFailedWarning)
+        result = cross_validate(
+            estimator,
+            X,
+            y,
+            cv=cv,
+            scoring=_scoring(scoring),
+            n_jobs=n_jobs,
+            random_state=seed,
+            stack_folds=stack_folds,
+            backend=dask,
+        )
+    failures = [(fold, error) for fold, error in enumerate(result.errors) if error is not None]
+    if failures and len(failures) == len(result.errors):
+        raise CommandError(f"every fold failed; fold 0: {_first_line(failures[0][1])}")
+    for fold, error in failures:
+        typer.echo(f"fold {fold} failed (scored NaN): {_first_line(error)}", err=True)
     table = result.to_frame()
     summary = table.drop(columns="fold").agg(["mean", "std"])
     summary.insert(0, "fold", summary.index)
@@ -385,6 +395,10 @@ def cv_command(
         typer.echo(f"curves written to {write_table(result.curves, curves)}")
     if scores is not None:
         typer.echo(f"scores written to {write_table(table, scores)}")
+
+
+def _first_line(text: str) -> str:
+    return str(text).strip().splitlines()[0] if str(text).strip() else str(text)
 
 
 # ---------------------------------------------------------------- tune, worker

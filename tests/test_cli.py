@@ -442,3 +442,15 @@ def test_console_script_reports_errors_with_exit_status_1():
     )
     assert completed.returncode == 1
     assert "no_such_data" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_cv_where_every_fold_fails_is_an_error_naming_the_cause(tmp_path):
+    X, y = nncv.datasets.load("iris")
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(label=y)
+    frame.loc[3, "a"] = np.nan
+    path = tmp_path / "with_nan.csv"
+    frame.to_csv(path, index=False)
+    result = invoke("cv", path, "--target", "label", "--cv", 3, "-p", "max_epochs=2")
+    assert result.exit_code == 1
+    assert "every fold failed; fold 0: ValueError: Input X contains NaN." in result.output
+    assert "FitFailedWarning" not in result.output
