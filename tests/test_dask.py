@@ -441,12 +441,6 @@ def kill_a_worker_when(client, ready, timeout: float = 60.0) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky (about half the runs since folds are stacked): Dask sometimes counts a second "
-    "worker death against the stacked fold task after the one SIGKILL and gives up "
-    "(KilledWorker -> BackendError); open in issue 17's note",
-)
 def test_cross_validate_survives_a_worker_killed_mid_fold(client, digits):
     X, y = digits
     model = small_pipeline(hidden_layer_sizes=32, max_epochs=60)
@@ -555,12 +549,6 @@ class KillsItsWorkerOnZero:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky: when every worker keeps dying the scattered objective is sometimes forgotten "
-    "before the trial is failed, and the run raises BackendError instead of ending; open in "
-    "issue 17's note",
-)
 def test_a_trial_that_keeps_killing_its_workers_is_failed_and_the_run_ends(client, tmp_path):
     storage = str(tmp_path / "poison.log")
     study = optuna.create_study(storage=make_storage(storage), direction="maximize")
