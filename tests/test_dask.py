@@ -21,12 +21,13 @@ import optuna
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import ShuffleSplit, cross_val_score
 from threadpoolctl import threadpool_info
 from typer.testing import CliRunner
 
 import nncv
 from nncv import BackendError, NNClassifier, SearchError
+from nncv._dask import MAX_RESUBMITS
 from nncv.search import Float, Int, NNSearchCV, SearchSpace, tune
 from nncv.search._dask import RETRY_ATTR, WORKER_ATTR, run_trials
 from nncv.search._storage import _retry_callback, make_storage
@@ -463,6 +464,55 @@ def test_cross_validate_survives_a_worker_killed_mid_fold(client, digits):
     assert killed["pid"] not in client.run(os.getpid).values()
     np.testing.assert_array_equal(result.scores["score"], local.scores["score"])
     pd.testing.assert_frame_equal(result.curves, local.curves)  # every fold, every epoch
+
+
+class KillsItsWorker(LogisticRegression):
+    """A real classifier whose first ``kills`` fits SIGKILL the worker process running them.
+
+    One marker file per kill, created atomically in ``marker_dir`` (a disk the workers
+    share), so that exactly ``kills`` fits die, whichever worker runs them.
+    """
+
+    def __init__(self, marker_dir: str = "", kills: int = 2, max_iter: int = 100) -> None:
+        super().__init__(max_iter=max_iter)
+        self.marker_dir = marker_dir
+        self.kills = kills
+
+    def fit(self, X, y, sample_weight=None):
+        for attempt in range(self.kills):
+            try:
+                os.close(os.open(os.path.join(self.marker_dir, f"kill-{attempt}"),
+                                 os.O_CREAT | os.O_EXCL))  # fmt: skip
+            except FileExistsError:
+                continue
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.mark.slow
+def test_a_task_dask_gave_up_on_is_resubmitted_and_the_run_finishes(client, digits, tmp_path):
+    # One split, so one task: it dies on two workers in turn, which Dask (allowed-failures
+    # 1 here) answers with KilledWorker; the scattered X may die with both. nncv submits
+    # the task again under a new key, X scattered again, and gets the fold's numbers.
+    X, y = digits[0][:400], digits[1][:400]
+    cv = ShuffleSplit(n_splits=1, test_size=0.25, random_state=0)
+    local = nncv.cross_validate(LogisticRegression(max_iter=100), X, y, cv=cv, n_jobs=1)
+    model = KillsItsWorker(str(tmp_path), kills=2)
+    result = nncv.cross_validate(model, X, y, cv=cv, backend=client)
+    assert sorted(marker.name for marker in tmp_path.iterdir()) == ["kill-0", "kill-1"]
+    np.testing.assert_array_equal(result.scores["score"], local.scores["score"])
+
+
+@pytest.mark.slow
+def test_a_task_that_keeps_killing_its_workers_is_a_clear_error(client, digits, tmp_path):
+    X, y = digits[0][:200], digits[1][:200]
+    cv = ShuffleSplit(n_splits=1, test_size=0.25, random_state=0)
+    model = KillsItsWorker(str(tmp_path), kills=100)
+    with pytest.raises(BackendError, match=f"lost the task .* {MAX_RESUBMITS + 1} times"):
+        nncv.cross_validate(model, X, y, cv=cv, backend=client)
+    # Each loss is one death (cancelled: X died with it) or two (KilledWorker after
+    # allowed-failures 1); the task ran no more than its resubmissions allow.
+    assert MAX_RESUBMITS + 1 <= len(list(tmp_path.iterdir())) <= 2 * (MAX_RESUBMITS + 1)
 
 
 @pytest.mark.slow
