@@ -61,22 +61,39 @@ CLUSTER_CONFIG = {
 }
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def start_cluster():
     with dask.config.set(CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(
+        return distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: other clusters may hold 8787
             silence_logs=logging.ERROR,
         )
-    with cluster:
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with start_cluster() as cluster:
         yield cluster
 
 
 def warm_up() -> None:
     importlib.import_module("nncv.search")
+
+
+@pytest.fixture
+def own_client():
+    """A client of a fresh cluster, for a test whose tasks SIGKILL their own workers.
+
+    Such a task can be sent to a worker that has just registered and kill it before its
+    nanny has finished starting it, and Dask's nanny then gives up restarting it ("Failed
+    to restart worker"): the module's cluster would stay one worker short.
+    """
+    with start_cluster() as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            client.run(warm_up)
+            yield client
 
 
 @pytest.fixture(scope="module")
@@ -490,7 +507,7 @@ class KillsItsWorker(LogisticRegression):
 
 
 @pytest.mark.slow
-def test_a_task_dask_gave_up_on_is_resubmitted_and_the_run_finishes(client, digits, tmp_path):
+def test_a_task_dask_gave_up_on_is_resubmitted_and_the_run_finishes(own_client, digits, tmp_path):
     # One split, so one task: it dies on two workers in turn, which Dask (allowed-failures
     # 1 here) answers with KilledWorker; the scattered X may die with both. nncv submits
     # the task again under a new key, X scattered again, and gets the fold's numbers.
@@ -498,18 +515,18 @@ def test_a_task_dask_gave_up_on_is_resubmitted_and_the_run_finishes(client, digi
     cv = ShuffleSplit(n_splits=1, test_size=0.25, random_state=0)
     local = nncv.cross_validate(LogisticRegression(max_iter=100), X, y, cv=cv, n_jobs=1)
     model = KillsItsWorker(str(tmp_path), kills=2)
-    result = nncv.cross_validate(model, X, y, cv=cv, backend=client)
+    result = nncv.cross_validate(model, X, y, cv=cv, backend=own_client)
     assert sorted(marker.name for marker in tmp_path.iterdir()) == ["kill-0", "kill-1"]
     np.testing.assert_array_equal(result.scores["score"], local.scores["score"])
 
 
 @pytest.mark.slow
-def test_a_task_that_keeps_killing_its_workers_is_a_clear_error(client, digits, tmp_path):
+def test_a_task_that_keeps_killing_its_workers_is_a_clear_error(own_client, digits, tmp_path):
     X, y = digits[0][:200], digits[1][:200]
     cv = ShuffleSplit(n_splits=1, test_size=0.25, random_state=0)
     model = KillsItsWorker(str(tmp_path), kills=100)
     with pytest.raises(BackendError, match=f"lost the task .* {MAX_RESUBMITS + 1} times"):
-        nncv.cross_validate(model, X, y, cv=cv, backend=client)
+        nncv.cross_validate(model, X, y, cv=cv, backend=own_client)
     # Each loss is one death (cancelled: X died with it) or two (KilledWorker after
     # allowed-failures 1); the task ran no more than its resubmissions allow.
     assert MAX_RESUBMITS + 1 <= len(list(tmp_path.iterdir())) <= 2 * (MAX_RESUBMITS + 1)
@@ -599,12 +616,12 @@ class KillsItsWorkerOnZero:
 
 
 @pytest.mark.slow
-def test_a_trial_that_keeps_killing_its_workers_is_failed_and_the_run_ends(client, tmp_path):
+def test_a_trial_that_keeps_killing_its_workers_is_failed_and_the_run_ends(own_client, tmp_path):
     storage = str(tmp_path / "poison.log")
     study = optuna.create_study(storage=make_storage(storage), direction="maximize")
     study.enqueue_trial({"x": 0.0})
     run_trials(
-        client,
+        own_client,
         KillsItsWorkerOnZero(),
         storage_spec=storage,
         study=study,
