@@ -29,7 +29,7 @@ import nncv
 from nncv import BackendError, NNClassifier, SearchError
 from nncv._dask import MAX_RESUBMITS
 from nncv.search import Float, Int, NNSearchCV, SearchSpace, tune
-from nncv.search._dask import RETRY_ATTR, WORKER_ATTR, run_trials
+from nncv.search._dask import RETRY_ATTR, WORKER_ATTR, DaskTrials, run_trial_task, run_trials
 from nncv.search._storage import _retry_callback, make_storage
 
 dask = pytest.importorskip("dask")
@@ -277,6 +277,30 @@ def test_a_trial_failed_under_its_task_is_retried_in_the_run(client, tmp_path):
     assert retry.state == State.COMPLETE and retry.params == trials[0].params
 
 
+def test_a_trial_task_run_again_after_its_trial_finished_runs_no_other(tmp_path):
+    # Dask runs a finished task again when its result dies with its worker before the
+    # caller fetched it; the task must then hand back its trial, not run another one.
+    storage = str(tmp_path / "again.log")
+    study = optuna.create_study(storage=make_storage(storage), direction="maximize")
+    trials = DaskTrials(
+        storage_spec=storage,
+        study_name=study.study_name,
+        sampler=None,
+        pruner=optuna.pruners.NopPruner(),
+        seed=0,
+        n_existing=0,
+        run_id="run",
+        deadline=None,
+        verbosity=optuna.logging.WARNING,
+    )
+    first = run_trial_task(BlasRecordingObjective(), trials, task=0)
+    again = run_trial_task(BlasRecordingObjective(), trials, task=0)
+    other = run_trial_task(BlasRecordingObjective(), trials, task=1)
+    assert first == again == {"trial": 0, "lost": []}
+    assert other == {"trial": 1, "lost": []}
+    assert [t.state for t in study.get_trials()] == [State.COMPLETE] * 2
+
+
 def test_a_journal_the_workers_cannot_see_is_refused_before_any_trial(client, tmp_path):
     seen = str(tmp_path / "seen.log")
     study = optuna.create_study(storage=make_storage(seen), direction="maximize")
@@ -461,7 +485,9 @@ def kill_a_worker_when(client, ready, timeout: float = 60.0) -> dict:
 @pytest.mark.slow
 def test_cross_validate_survives_a_worker_killed_mid_fold(client, digits):
     X, y = digits
-    model = small_pipeline(hidden_layer_sizes=32, max_epochs=60)
+    # long enough (stacked folds train fast: 60 epochs took 0.6 s in one process) for a
+    # stack to be seen running for 0.5 s on a machine that is not loaded
+    model = small_pipeline(hidden_layer_sizes=32, max_epochs=300)
     local = nncv.cross_validate(model, X, y, cv=4, random_state=0, n_jobs=1)
 
     busy_since: dict = {}
@@ -535,7 +561,9 @@ def test_a_task_that_keeps_killing_its_workers_is_a_clear_error(own_client, digi
 @pytest.mark.slow
 def test_cross_validate_survives_every_worker_killed_at_once(client, digits):
     X, y = digits
-    model = small_pipeline(hidden_layer_sizes=32, max_epochs=60)
+    # long enough (stacked folds train fast: 60 epochs took 0.6 s in one process) for a
+    # stack to be seen running for 0.5 s on a machine that is not loaded
+    model = small_pipeline(hidden_layer_sizes=32, max_epochs=300)
     local = nncv.cross_validate(model, X, y, cv=4, random_state=0, n_jobs=1)
     pids = client.run(os.getpid)
     killed: list[int] = []

@@ -127,7 +127,9 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
     trial runs once ``trials.deadline`` has passed. Run again after its worker died, the
     task first fails the trial it left RUNNING (enqueueing its parameters again); when
     that trial's retries are used up, it is this task's trial — failed for good — and no
-    other trial runs, so that a configuration that kills every worker ends as FAIL.
+    other trial runs, so that a configuration that kills every worker ends as FAIL. Run
+    again after its trial finished (Dask recomputes a result that died with its worker
+    before the caller fetched it), it returns that trial and runs none.
     """
     optuna.logging.set_verbosity(trials.verbosity)
     study = optuna.load_study(
@@ -143,6 +145,9 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
     used_up = [number for number, retried in failed.items() if not retried]
     if used_up:
         return {"trial": used_up[0], "lost": lost}
+    done = _finished_trial(study, trials.run_id, task)
+    if done is not None:  # its result died with a worker before the caller had it: Dask
+        return {"trial": done, "lost": lost}  # runs the task again; its trial is done
     if _past(trials.deadline):
         return {"trial": None, "lost": lost}
     tags = {RUN_ATTR: trials.run_id, TASK_ATTR: task, WORKER_ATTR: worker}
@@ -164,6 +169,20 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
         logger.warning("trial %s was failed under its Dask task: %s", numbers, error)
         return {"trial": None, "lost": lost}
     return {"trial": numbers[0] if numbers else None, "lost": lost}
+
+
+def _finished_trial(study: optuna.Study, run_id: str, task: int) -> int | None:
+    """The trial a run's task finished already (not one failed as lost), else None."""
+    for trial in study.get_trials(deepcopy=False, states=_FINISHED):
+        attrs = trial.user_attrs
+        if attrs.get(RUN_ATTR) != run_id or attrs.get(TASK_ATTR) != task:
+            continue
+        if not str(attrs.get("fail_reason", "")).startswith("worker lost"):
+            return trial.number
+    return None
+
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def _failed_under_us(error: Exception) -> bool:
