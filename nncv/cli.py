@@ -43,22 +43,31 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 import pandas as pd
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from nncv.exceptions import NncvError
 
 __all__ = ["app", "main"]
 
 
-class _FlagCommand(TyperCommand):
-    """A command whose on/off flags show no value type (typer prints ``<bool>``)."""
+class _PlainFlags:
+    """Mixin for click commands and groups: on/off flags show no value type (typer prints
+    ``<bool>``)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params = super().get_params(ctx)
+        params = super().get_params(ctx)  # type: ignore[misc]
         for param in params:
             if getattr(param, "is_flag", False) and param.metavar is None:
                 param.metavar = ""
         return params
+
+
+class _FlagCommand(_PlainFlags, TyperCommand):
+    """A command whose flags show no ``<bool>``."""
+
+
+class _FlagGroup(_PlainFlags, TyperGroup):
+    """The command group (``nncv --help``), whose flags show no ``<bool>`` either."""
 
 
 class _App(typer.Typer):
@@ -71,6 +80,7 @@ class _App(typer.Typer):
 
 app = _App(
     name="nncv",
+    cls=_FlagGroup,
     help="Cross-validate and tune the nncv neural network; save, load and predict.",
     no_args_is_help=True,
     add_completion=False,

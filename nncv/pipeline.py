@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 from sklearn.pipeline import Pipeline
 
 from nncv.estimators import NNClassifier, NNRegressor
@@ -103,14 +104,28 @@ def infer_task(y: Any, task: str | None = None) -> str:
 
 
 def default_estimator(
-    y: Any, task: str | None = None, scaler: str | None = "standard", **params: Any
+    y: Any,
+    task: str | None = None,
+    scaler: str | None = "standard",
+    *,
+    X: Any = None,
+    **params: Any,
 ) -> Pipeline:
     """A scaler and an NNClassifier or NNRegressor, as :func:`infer_task` decides for ``y``.
+
+    For a sparse ``X`` the ``"standard"`` scaler becomes ``"maxabs"``: centring would make
+    every zero entry non-zero (scikit-learn's ``StandardScaler`` refuses it), while
+    ``MaxAbsScaler`` keeps the zeros and scales each column into [-1, 1].
 
     Examples
     --------
     >>> type(default_estimator([0.5, 1.5, 2.5])[-1]).__name__
     'NNRegressor'
+    >>> import scipy.sparse
+    >>> default_estimator([0, 1], X=scipy.sparse.eye(2, format="csr"))[0]
+    MaxAbsScaler()
     """
     regressor = infer_task(y, task) == "regression"
+    if scaler == "standard" and scipy.sparse.issparse(X):
+        scaler = "maxabs"
     return make_pipeline(scaler, regressor=regressor, **params)

@@ -279,9 +279,11 @@ def help_text(*command: str) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("command", ["cv", "tune", "worker", "predict", "report"])
+@pytest.mark.parametrize(
+    "command", [(), ("cv",), ("tune",), ("worker",), ("predict",), ("report",)]
+)
 def test_help_text_has_no_bool_metavar_nor_rst_markup(command):
-    text = help_text(command)
+    text = help_text(*command)
     assert "<bool>" not in text and "<list[str]>" not in text
     assert "``" not in text
 

@@ -296,9 +296,11 @@ def test_fitted_attributes_absent_before_fit():
     "check",
     [check_sample_weight_equivalence_on_dense_data, check_sample_weight_equivalence_on_sparse_data],
 )
-def test_sample_weight_equivalence_float64(cls, check):
-    """scikit-learn's check passes in float64: the float32 xfail is round-off alone."""
-    check(cls.__name__, cls(max_epochs=50, random_state=0, dtype="float64"))
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_sample_weight_equivalence_float64(cls, check, batch_norm):
+    """scikit-learn's check passes in float64: the float32 xfails are round-off alone."""
+    estimator = cls(max_epochs=50, random_state=0, dtype="float64", batch_norm=batch_norm)
+    check(cls.__name__, estimator)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

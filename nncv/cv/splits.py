@@ -142,6 +142,31 @@ def compact_rows(rows: np.ndarray, n_samples: int) -> np.ndarray:
     return mask
 
 
+def _row_indices(rows: Any, n_samples: int, what: str) -> np.ndarray:
+    """``rows`` of a split as an index array, refused unless whole numbers in
+    ``[0, n_samples)`` (or a boolean mask of ``n_samples`` rows)."""
+    array = np.asarray(rows)
+    if array.dtype == bool:
+        if array.shape != (n_samples,):
+            raise CVSetupError(
+                f"{what} are a boolean mask of shape {array.shape}, but the data has "
+                f"{n_samples} rows"
+            )
+        return np.flatnonzero(array).astype(np.intp)
+    if array.ndim != 1:
+        raise CVSetupError(f"{what} must be a 1-d array of row indices, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise CVSetupError(f"{what} must be integer row indices, got dtype {array.dtype}")
+    array = array.astype(np.intp, copy=False)
+    if array.size and (array.min() < 0 or array.max() >= n_samples):
+        bad = array[(array < 0) | (array >= n_samples)]
+        raise CVSetupError(
+            f"{what} hold indices outside 0..{n_samples - 1} (the data has {n_samples} "
+            f"rows): {bad[:5].tolist()}"
+        )
+    return array
+
+
 def make_splits(
     cv: Any,
     X: Any,
@@ -191,10 +216,15 @@ def make_splits(
     n_samples = len(y)
     try:
         splits = [
-            (np.asarray(train, dtype=np.intp), np.asarray(test, dtype=np.intp))
-            for train, test in splitter.split(X, y, groups)
+            (
+                _row_indices(train, n_samples, f"fold {fold}'s training rows"),
+                _row_indices(test, n_samples, f"fold {fold}'s test rows"),
+            )
+            for fold, (train, test) in enumerate(splitter.split(X, y, groups))
         ]
     except ValueError as error:
+        if isinstance(error, CVSetupError):
+            raise
         raise CVSetupError(f"cannot split the data with {splitter!r}: {error}") from error
     if not splits:
         raise CVSetupError(f"{splitter!r} produced no folds")

@@ -401,7 +401,7 @@ def prepare(
     fit_params = dict(fit_params or {})
     if estimator is None:
         try:
-            estimator = default_estimator(y, task)
+            estimator = default_estimator(y, task, X=X)
         except ValueError as error:
             raise SearchError(str(error)) from error
     check_training_data(X, estimator, SearchError)  # ragged, text, overflowing values

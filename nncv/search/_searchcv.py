@@ -18,6 +18,7 @@ from nncv.cv._routing import routed_fit_params, routing_enabled
 from nncv.cv.scoring import build_scorers, score_fold
 from nncv.exceptions import SearchError
 from nncv.search._arguments import check_run_limits
+from nncv.search._progress import optuna_verbosity
 from nncv.search._result import TuneResult, cv_results, trials_frame
 from nncv.search._run import prepare
 from nncv.search._settings import SearchSettings
@@ -48,7 +49,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     estimator : Pipeline or nncv estimator, optional
-        Default: standard scaler + :class:`~nncv.NNClassifier` or
+        Default: standard scaler (max-abs for sparse X) + :class:`~nncv.NNClassifier` or
         :class:`~nncv.NNRegressor`, as :func:`nncv.pipeline.infer_task` decides for ``y``
         (or ``task`` says).
     space : SearchSpace, dict of ranges or TOML path, optional
@@ -79,6 +80,10 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         Where the trials run, as in :func:`~nncv.search.tune`: on a Dask cluster each trial
         is a Dask task on the shared storage (also under an enclosing
         ``joblib.parallel_config(backend="dask")``). See ``docs/scaling.md``.
+    verbose : int, default=0
+        0: Optuna's per-trial INFO lines are not printed (in this process and in the
+        worker processes of, e.g., ``cross_val_score(search, ..., n_jobs=2)``); 1 or more
+        prints them.
 
     Attributes
     ----------
@@ -124,6 +129,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         task: str | None = None,
         stack_folds: bool = True,
         backend: Any = None,
+        verbose: int = 0,
     ) -> None:
         self.estimator = estimator
         self.space = space
@@ -141,6 +147,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.task = task
         self.stack_folds = stack_folds
         self.backend = backend
+        self.verbose = verbose
 
     def _base_estimator(self) -> Any:
         if self.estimator is not None:
@@ -209,6 +216,10 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         self
         """
+        with optuna_verbosity(bool(self.verbose)):
+            return self._fit(X, y, groups=groups, sample_weight=sample_weight, **fit_params)
+
+    def _fit(self, X: Any, y: Any, *, groups: Any, sample_weight: Any, **fit_params: Any):
         if sample_weight is not None:
             fit_params["sample_weight"] = sample_weight
         if routing_enabled():

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import scipy.sparse
 
 from nncv.cv.splits import derive_seed
 from nncv.exceptions import SearchError
@@ -82,6 +83,22 @@ def _hash_array(digest: Any, name: str, values: Any) -> None:
             return
     except ImportError:  # pragma: no cover - pandas is a dependency
         pass
+    if scipy.sparse.issparse(values):
+        # The same matrix in any sparse format (or with its entries stored in another
+        # order) gives the same digest: hash its canonical CSR parts.
+        matrix = scipy.sparse.csr_matrix(values, copy=True)
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        digest.update(f"<sparse>{matrix.shape}".encode())
+        for part in ("data", "indices", "indptr"):
+            _hash_array(
+                digest,
+                part,
+                getattr(matrix, part).astype(np.int64, copy=False)
+                if part != "data"
+                else matrix.data,
+            )
+        return
     array = np.asarray(values)
     if array.dtype == object:
         array = array.astype(str)

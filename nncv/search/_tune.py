@@ -66,9 +66,10 @@ def tune(
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     estimator : Pipeline or nncv estimator, optional
         What the space tunes: a bare NNClassifier/NNRegressor or a Pipeline (nested ones
-        too) ending in one. Default: standard scaler + NNClassifier, or NNRegressor when
-        :func:`nncv.pipeline.infer_task` finds ``y`` a regression target (or ``task``
-        says so). Its other parameters (``max_epochs``, ``early_stopping``, …) are kept.
+        too) ending in one. Default: standard scaler (max-abs for sparse X) + NNClassifier,
+        or NNRegressor when :func:`nncv.pipeline.infer_task` finds ``y`` a regression
+        target (or ``task`` says so). Its other parameters (``max_epochs``,
+        ``early_stopping``, …) are kept.
     space : SearchSpace, dict of ranges or path to a TOML file, optional
         Default :meth:`SearchSpace.default`.
     n_trials : int or None, default=20
