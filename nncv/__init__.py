@@ -40,6 +40,7 @@ _LAZY = {
     ),
     **dict.fromkeys(["inspect", "load", "save"], "nncv.persistence"),
     "FoldEnsemble": "nncv.ensemble",
+    "SeedEnsemble": "nncv.ensemble",
 }
 _LAZY_MODULES = ("cli", "persistence", "plots", "report", "search")
 
@@ -77,6 +78,7 @@ __all__ = [
     "ScoringError",
     "SearchError",
     "SearchSpace",
+    "SeedEnsemble",
     "StopTraining",
     "TuneResult",
     "__version__",

@@ -18,7 +18,7 @@ from typing import Any
 
 from nncv.exceptions import ConfigurationError
 from nncv.network import EarlyStopping
-from nncv.network.stacked_training import FoldData, StackedTrainer
+from nncv.network.stacked_training import FoldData, StackCallback, StackedTrainer
 
 __all__ = ["StackedFit"]
 
@@ -39,6 +39,9 @@ class StackedFit:
     callbacks : sequence of sequences of Callback, optional
         Each fold's own training callbacks (run before its early stopping, as ``iter_fit``
         runs the callbacks it is given).
+    stack_callbacks : sequence of StackCallback, optional
+        Called after every epoch for the whole stack, before the folds' own callbacks
+        (see :class:`~nncv.network.stacked_training.StackedTrainer`).
 
     Examples
     --------
@@ -61,6 +64,7 @@ class StackedFit:
         *,
         max_stack: int | None = None,
         callbacks: Sequence[Sequence[Any]] | None = None,
+        stack_callbacks: Sequence[StackCallback] = (),
     ) -> None:
         self.estimators = list(estimators)
         if callbacks is None:
@@ -97,7 +101,10 @@ class StackedFit:
             self._first_epochs.append(estimator._trainer.epochs_done)
             data.append(FoldData(X, Y, sample_weight, validation))
         self.stack = StackedTrainer(
-            [estimator._trainer for estimator in self.estimators], data, max_stack=max_stack
+            [estimator._trainer for estimator in self.estimators],
+            data,
+            max_stack=max_stack,
+            stack_callbacks=stack_callbacks,
         )
         self._epochs = 0
         self._closed = False

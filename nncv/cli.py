@@ -488,10 +488,14 @@ def tune_command(
     refit: Annotated[
         str,
         typer.Option(
-            help="What --out saves: 'refit' (the best configuration refit on all rows) or "
-            "'ensemble' (the best trial's fold models, averaged)."
+            help="What --out saves: 'refit' (the best configuration refit on all rows), "
+            "'ensemble' (the best trial's fold models, averaged) or 'seed_ensemble' "
+            "(--ensemble-size members refit on all rows from different seeds, averaged)."
         ),
     ] = "refit",
+    ensemble_size: Annotated[
+        int, typer.Option(min=1, help="Members of --refit seed_ensemble.")
+    ] = 5,
     out: Annotated[
         Path | None, typer.Option(help="Save the refitted best model here (nncv.save).")
     ] = None,
@@ -515,11 +519,10 @@ def tune_command(
     }
     import nncv
 
-    if refit not in ("refit", "ensemble"):
-        raise CommandError(f"--refit must be 'refit' or 'ensemble', got {refit!r}")
-    result = _tune(
-        **options, refit=False if out is None else ("ensemble" if refit == "ensemble" else True)
-    )
+    kinds = {"refit": True, "ensemble": "ensemble", "seed_ensemble": "seed_ensemble"}
+    if refit not in kinds:
+        raise CommandError(f"--refit must be 'refit', 'ensemble' or 'seed_ensemble', got {refit!r}")
+    result = _tune(**options, refit=False if out is None else kinds[refit])
     typer.echo(f"study: {result.study.study_name}")
     typer.echo(f"best CV score: {result.best_score:.4f} ± {result.best_score_std:.4f}")
     # The space's names, as --param takes them (best_params has the Pipeline's prefixes).

@@ -849,6 +849,36 @@ def _decode_params(params: dict[str, Any]) -> dict[str, Any]:
     return {name: decode(value) for name, value in params.items()}
 
 
+def _plain_labels(y: Any) -> bool:
+    """Whether ``y`` is a non-empty 1-D array of integer (or boolean) labels: binary or
+    multiclass targets for scikit-learn's checks, which need not run on it."""
+    return isinstance(y, np.ndarray) and y.ndim == 1 and y.size > 0 and y.dtype.kind in "biu"
+
+
+def _one_hot(y: np.ndarray, classes: np.ndarray, dtype) -> np.ndarray | None:
+    """``LabelBinarizer(classes).transform(y)`` in ``dtype`` for a plain 1-D label array.
+
+    The binarizer's own checks cost a fold more than the encoding (it runs for every
+    fold's training and held-out rows); labels of one sortable kind (booleans, integers,
+    floats, strings) that are all in ``classes`` (sorted, as ``np.unique`` gives them) are
+    encoded directly: one column of ``y == classes[1]`` for two classes, else one-hot.
+    None for anything else (unknown labels, objects, mixed kinds), which takes the
+    binarizer's path and its errors.
+    """
+    kind = y.dtype.kind
+    if y.ndim != 1 or kind not in "biufU" or classes.dtype.kind != kind or len(classes) < 2:
+        return None
+    positions = np.searchsorted(classes, y)
+    np.minimum(positions, len(classes) - 1, out=positions)
+    if not np.array_equal(classes[positions], y):  # unknown labels (or NaN)
+        return None
+    if len(classes) == 2:
+        return (positions == 1).astype(dtype)[:, None]
+    encoded = np.zeros((len(y), len(classes)), dtype)
+    encoded[np.arange(len(y)), positions] = 1
+    return encoded
+
+
 class NNClassifier(ClassifierMixin, _BaseNN):
     """Neural-network classifier trained from scratch in NumPy.
 
@@ -972,6 +1002,9 @@ class NNClassifier(ClassifierMixin, _BaseNN):
                     stacklevel=4,
                 )
                 y = np.ravel(y)
+            if _plain_labels(y):  # what the checks below conclude, without their overhead
+                self._set_classes(np.unique(y))
+                return self._binarize(y)
             check_classification_targets(y)
             target_type = type_of_target(y, input_name="y")
             if target_type not in ("binary", "multiclass", "multilabel-indicator"):
@@ -996,13 +1029,16 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         y = np.asarray(y)
         if self._target_type != "multilabel-indicator":
             y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+            encoded = _one_hot(y, self.classes_, self.dtype)
+            if encoded is not None:
+                return encoded
             unknown = np.setdiff1d(np.unique(y), self.classes_)
             if unknown.size:
                 raise ValueError(
                     f"y contains labels not seen in the first fit: {unknown.tolist()}; "
                     f"known classes are {self.classes_.tolist()}"
                 )
-        return self._label_binarizer.transform(y).astype(self.dtype, copy=False)
+        return self._binarizer().transform(y).astype(self.dtype, copy=False)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one more epoch on ``X, y`` (the first call builds the network).
@@ -1043,6 +1079,34 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         self.classes_ = binarizer.classes_
         self._target_type = "binary" if len(classes) == 2 else "multiclass"
 
+    def _set_classes(self, classes: np.ndarray) -> None:
+        """Binary or multiclass targets of these (sorted, unique) integer labels, as
+        ``LabelBinarizer().fit(y)`` would find them; the binarizer itself is made when a
+        label array needs it (:meth:`_binarize` encodes plain labels without it)."""
+        if len(classes) < 2:
+            raise ValueError(
+                f"y contains only one class ({classes[0]!r}); a classifier needs at least two"
+            )
+        self.__dict__.pop("_label_binarizer", None)
+        self.classes_ = classes
+        self._target_type = "binary" if len(classes) == 2 else "multiclass"
+
+    def _known_label_rows(self, y) -> np.ndarray | None:
+        """A boolean mask of the rows of ``y`` whose label is one of ``classes_``, or None
+        when every row's is (and for multilabel targets, whose columns are fixed)."""
+        if self._target_type == "multilabel-indicator":
+            return None
+        y = np.asarray(y)
+        y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+        known = np.isin(y, self.classes_)
+        return None if known.all() else known
+
+    def _binarizer(self) -> LabelBinarizer:
+        binarizer = self.__dict__.get("_label_binarizer")
+        if binarizer is None:
+            binarizer = self._label_binarizer = LabelBinarizer().fit(self.classes_)
+        return binarizer
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
 
@@ -1057,7 +1121,10 @@ class NNClassifier(ClassifierMixin, _BaseNN):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        outputs = self._forward(X)
+        return self._proba_from_outputs(self._forward(X))
+
+    def _proba_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` from the network's outputs (shared with ensembles)."""
         if self._target_type == "binary":
             return np.hstack([1 - outputs, outputs])
         return outputs
@@ -1251,7 +1318,11 @@ best_validation_score_, t_
 
     def predict(self, X) -> np.ndarray:
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs) like ``y``."""
-        outputs = self._forward(X).astype(np.float64)
+        return self._predictions_from_outputs(self._forward(X))
+
+    def _predictions_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """:meth:`predict` from the network's outputs (shared with ensembles)."""
+        outputs = outputs.astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
             outputs *= self._target_scale
             outputs += self._target_mean

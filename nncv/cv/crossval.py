@@ -21,8 +21,8 @@ from joblib import effective_n_jobs
 from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import indexable
 from sklearn.utils.validation import _num_samples, has_fit_parameter
-from threadpoolctl import threadpool_limits
 
+from nncv._blas import one_blas_thread
 from nncv._dask import BackendSpec, check_backend, parallel_map
 from nncv._validation import check_training_data
 from nncv.cv.fold import final_step, fit_fold, fit_fold_group, pipeline_steps
@@ -339,7 +339,7 @@ def cross_validate(
     }
     # BLAS at one thread: per worker process there, once for this process here (folds run
     # in threads or in this process restore each other's limits if each set its own).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if stack_folds and len(splits) > 1:
             n_groups = max(1, min(effective_n_jobs(n_jobs), len(splits)))
             parts = [(fold, train, test, seeds[fold]) for fold, (train, test) in enumerate(splits)]
@@ -402,7 +402,7 @@ def _fit_fold_group_limited(*, caller_pid: int, **kwargs: Any) -> Any:
     """:func:`~nncv.cv.fold.fit_fold_group`, BLAS at one thread in a worker process."""
     if os.getpid() == caller_pid:
         return fit_fold_group(**kwargs, limit_blas=False)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return fit_fold_group(**kwargs, limit_blas=False)
 
 
@@ -414,7 +414,7 @@ def _fit_fold_limited(*, caller_pid: int, **kwargs: Any) -> Any:
     """
     if os.getpid() == caller_pid:
         return fit_fold(**kwargs, limit_blas=False)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return fit_fold(**kwargs, limit_blas=False)
 
 

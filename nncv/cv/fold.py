@@ -46,9 +46,15 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _num_samples
-from threadpoolctl import threadpool_limits
 
-from nncv.cv.held_out import HeldOut, HeldOutScoring, network_evaluator, score_held_out
+from nncv._blas import one_blas_thread
+from nncv.cv.held_out import (
+    HeldOut,
+    HeldOutScoring,
+    StackedHeldOutScoring,
+    network_evaluator,
+    score_held_out,
+)
 from nncv.cv.rows import fit_on_rows, fit_transform, in_place_transform, is_rowwise, take_rows
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import seed_estimator
@@ -504,6 +510,7 @@ class FoldGroup:
                 [fold.final for fold in members],
                 [fold.fit_data for fold in members],
                 callbacks=[[fold._scoring] for fold in members],
+                stack_callbacks=[StackedHeldOutScoring([fold._scoring for fold in members])],
             )
         except Exception as error:  # bad data: each fold fails alone, as it would alone
             self.refusal = f"{type(error).__name__}: {error}"
@@ -680,7 +687,7 @@ def fit_fold(
         copy_rows=copy_rows,
     )
     train_scores = None
-    with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
+    with one_blas_thread() if limit_blas else nullcontext():
         try:
             one.start()
             one.advance(None)
@@ -787,7 +794,7 @@ def fit_fold_group(
     group = FoldGroup(folds, keep_errors=keep)
     scores: dict[int, dict[str, float]] = {}
     train_scores: dict[int, Any] = {}
-    with threadpool_limits(limits=1, user_api="blas") if limit_blas else nullcontext():
+    with one_blas_thread() if limit_blas else nullcontext():
         group.drain()
         for fold in folds:
             if fold.error is None:

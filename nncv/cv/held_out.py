@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,9 +28,18 @@ from nncv.cv.rows import is_rowwise, take_rows, transform_through
 from nncv.cv.scoring import score_fold
 from nncv.estimators import _BaseNN
 from nncv.network import model
+from nncv.network.losses import mean_loss
+from nncv.network.stacked_evaluation import StackedEvaluator, can_stack_rows
+from nncv.network.stacked_training import StackCallback
 from nncv.network.training import EARLY_STOPPING_KEYS, Callback
 
-__all__ = ["HeldOut", "HeldOutScoring", "network_evaluator", "score_held_out"]
+__all__ = [
+    "HeldOut",
+    "HeldOutScoring",
+    "StackedHeldOutScoring",
+    "network_evaluator",
+    "score_held_out",
+]
 
 _RESPONSE_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 _MIXIN_SCORES = (ClassifierMixin.score, RegressorMixin.score)
@@ -57,6 +67,99 @@ class HeldOut:
         return transform_through(self.transformers, take_rows(self.X, self.rows))
 
 
+class _NetworkEvaluator:
+    """``evaluate() -> (val_loss, val_score)`` of an nncv network on a fold's held-out rows.
+
+    The same numbers as the network's own ``validation_data`` evaluation (its loss and
+    score applied to all held-out outputs at once), without holding the held-out rows
+    whole: rows that fit in one block are read and transformed once and kept (the
+    transformers are fitted before training starts, so every epoch would compute the same
+    block again); more rows are read a block at a time after every epoch.
+    """
+
+    def __init__(self, net: Any, held_out: HeldOut) -> None:
+        self.net = net
+        self.held_out = held_out
+        self.weights = None
+        if held_out.sample_weight is not None:
+            self.weights = np.asarray(held_out.sample_weight, dtype=np.float64)
+        self._encoded: np.ndarray | None = None
+        self._kept: list[Any] = []
+        self._keep = len(held_out.rows) <= _rowwise.BLOCK_ROWS
+
+    def _inputs(self) -> Iterator[Any]:
+        if self._kept:
+            return iter(self._kept)
+        validate = self.net._validate_input
+        blocks = (validate(block, reset=False) for block in self.held_out.blocks())
+        if not self._keep:
+            return blocks
+        self._kept.extend(blocks)
+        return iter(self._kept)
+
+    def targets(self) -> np.ndarray:
+        """The held-out targets encoded as the network's (once training has started)."""
+        if self._encoded is None:
+            self._leave_out_unknown_labels()
+            self._encoded = self.net._encode_targets(self.held_out.y, reset=False)
+        return self._encoded
+
+    def _leave_out_unknown_labels(self) -> None:
+        """Score the curves on the held-out rows whose class the network was trained on.
+
+        A fold's held-out rows may hold a class its training rows lack (a class rarer than
+        the folds, a time-series split): the network has no output for it, so neither a
+        loss nor an arg-max can be computed on those rows. They are left out of the
+        per-epoch ``val_loss``/``val_score``, with a warning; the final scores, from the
+        scorers, still count them (accuracy as errors), as scikit-learn's do.
+        """
+        find = getattr(self.net, "_known_label_rows", None)
+        known = None if find is None else find(self.held_out.y)
+        if known is None:
+            return
+        unknown = np.unique(np.asarray(self.held_out.y)[~known])
+        warnings.warn(
+            f"{np.count_nonzero(~known)} of {len(known)} held-out rows have a class the "
+            f"fold's training rows lack ({unknown.tolist()[:5]}); the per-epoch val_loss "
+            "and val_score leave them out, the final scores count them",
+            UserWarning,
+            stacklevel=2,
+        )
+        held_out = self.held_out
+        self.held_out = replace(
+            held_out,
+            rows=held_out.rows[known],
+            y=np.asarray(held_out.y)[known],
+            sample_weight=None if held_out.sample_weight is None else held_out.sample_weight[known],
+        )
+        if self.weights is not None:
+            self.weights = self.weights[known]
+        self._kept.clear()
+        self._keep = len(self.held_out.rows) <= _rowwise.BLOCK_ROWS
+
+    def stackable_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """``(inputs, targets, weights)`` when the held-out rows are kept as one dense block
+        (what :class:`~nncv.network.stacked_evaluation.StackedEvaluator` takes), else None."""
+        targets = self.targets()
+        if not self._keep:
+            return None
+        blocks = list(self._inputs())
+        if len(blocks) != 1 or not can_stack_rows(blocks[0]):
+            return None
+        return blocks[0], targets, self.weights
+
+    def __call__(self) -> tuple[float, float]:
+        network = self.net.network_
+        encoded = self.targets()
+        if len(encoded) == 0:  # every held-out row's class is unknown to the network
+            return math.nan, math.nan
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            outputs = np.concatenate([network.predict(block) for block in self._inputs()])
+            loss = mean_loss(network.loss.per_sample(outputs, encoded), self.weights)
+            score = self.net._score_function()(outputs, encoded, self.weights)
+        return loss, score
+
+
 def network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, float]] | None:
     """``evaluate() -> (val_loss, val_score)`` of ``net`` on ``held_out``, block by block.
 
@@ -67,38 +170,7 @@ def network_evaluator(net: Any, held_out: HeldOut) -> Callable[[], tuple[float, 
     hooks = ("_encode_targets", "_score_function", "_validate_input")
     if not all(hasattr(net, name) for name in hooks):
         return None
-    from nncv.network.losses import mean_loss
-
-    weights = None
-    if held_out.sample_weight is not None:
-        weights = np.asarray(held_out.sample_weight, dtype=np.float64)
-    encoded: list[np.ndarray] = []
-    # Held-out rows that fit in one block are read and transformed once and kept (the
-    # transformers are fitted before training starts, so every epoch would compute the same
-    # block again); more rows are read a block at a time after every epoch.
-    kept: list[Any] = []
-    keep = len(held_out.rows) <= _rowwise.BLOCK_ROWS
-
-    def inputs() -> Iterator[Any]:
-        if kept:
-            return iter(kept)
-        blocks = (net._validate_input(block, reset=False) for block in held_out.blocks())
-        if not keep:
-            return blocks
-        kept.extend(blocks)
-        return iter(kept)
-
-    def evaluate() -> tuple[float, float]:
-        network = net.network_
-        if not encoded:  # the targets' encoding exists once training has started
-            encoded.append(net._encode_targets(held_out.y, reset=False))
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            outputs = np.concatenate([network.predict(block) for block in inputs()])
-            loss = mean_loss(network.loss.per_sample(outputs, encoded[0]), weights)
-            score = net._score_function()(outputs, encoded[0], weights)
-        return loss, score
-
-    return evaluate
+    return _NetworkEvaluator(net, held_out)
 
 
 class HeldOutScoring(Callback):
@@ -114,9 +186,21 @@ class HeldOutScoring(Callback):
     def __init__(self, evaluate: Callable[[], tuple[float, float]]) -> None:
         self.evaluate = evaluate
         self.scores: dict[int, tuple[float, float]] = {}
+        self._given: tuple[int, tuple[float, float]] | None = None
+
+    def give(self, epoch: int, scores: tuple[float, float]) -> None:
+        """Take epoch ``epoch``'s held-out ``(loss, score)`` computed for it (by
+        :class:`StackedHeldOutScoring`, for every fold of a stack at once) instead of
+        evaluating them itself at that epoch's end."""
+        self._given = (epoch, scores)
 
     def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
-        self.scores[record["epoch"]] = self.evaluate()
+        epoch = record["epoch"]
+        given, self._given = self._given, None
+        if given is not None and given[0] == epoch:
+            self.scores[epoch] = given[1]
+        else:
+            self.scores[epoch] = self.evaluate()
 
     def annotate(self, record: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``record`` with the held-out scores of its epoch."""
@@ -127,6 +211,56 @@ class HeldOutScoring(Callback):
         if not (math.isnan(own_loss) and math.isnan(own_score)):
             record.update(zip(EARLY_STOPPING_KEYS, (own_loss, own_score), strict=True))
         return record
+
+
+class StackedHeldOutScoring(StackCallback):
+    """Score every fold of a stack on its held-out rows in stacked forward passes.
+
+    Given to :class:`~nncv.network.stacked_training.StackedTrainer` (through the fold
+    engine's :class:`~nncv.cv.fold.FoldGroup`) with the folds' own
+    :class:`HeldOutScoring` callbacks, in the stack's order. After every epoch, before the
+    folds' callbacks run, it scores the networks of the folds that trained that epoch on
+    their held-out rows with one
+    :class:`~nncv.network.stacked_evaluation.StackedEvaluator` pass per held-out size and
+    hands each fold's ``(loss, score)`` to its callback: the numbers that callback computes
+    alone, bit for bit, for a fraction of the calls. Folds whose held-out rows are not one
+    dense block (sparse, or more than ``BLOCK_ROWS`` rows read block by block) keep
+    evaluating themselves.
+    """
+
+    def __init__(self, scorings: Sequence[HeldOutScoring]) -> None:
+        self.scorings = list(scorings)
+        self._evaluator: StackedEvaluator | None = None
+        self._folds: list[int] = []  # the stack's folds scored here, in evaluator order
+        self._started = False
+
+    def _start(self, stack: Any) -> None:
+        rows, folds = [], []
+        for fold, scoring in enumerate(self.scorings):
+            stackable = getattr(scoring.evaluate, "stackable_rows", None)
+            found = stackable() if stackable is not None else None
+            if found is not None:
+                rows.append(found)
+                folds.append(fold)
+        first = stack.trainers[0]
+        if len(folds) < 2 or any(t.score is not first.score for t in stack.trainers):
+            return  # nothing to stack: every fold evaluates itself
+        self._folds = folds
+        self._evaluator = StackedEvaluator(first.network, rows, first.score)
+
+    def on_epoch_end(self, stack: Any, records: Sequence[dict[str, Any] | None]) -> None:
+        if not self._started:  # the held-out targets are encoded once training has begun
+            self._started = True
+            self._start(stack)
+        if self._evaluator is None:
+            return
+        wanted = [i for i, fold in enumerate(self._folds) if records[fold] is not None]
+        if not wanted:
+            return
+        networks = [stack.trainers[fold].network for fold in self._folds]
+        for index, scores in self._evaluator.evaluate(networks, wanted).items():
+            fold = self._folds[index]
+            self.scorings[fold].give(records[fold]["epoch"], scores)
 
 
 class _BlockwisePredictions:

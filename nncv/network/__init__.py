@@ -5,7 +5,8 @@ from nncv.network.gradient_check import GradientCheck, check_gradients
 from nncv.network.layers import Activation, BatchNorm, Dense, Dropout
 from nncv.network.model import Network
 from nncv.network.stacked import StackedNetwork
-from nncv.network.stacked_training import FoldData, StackedTrainer
+from nncv.network.stacked_evaluation import StackedEvaluator
+from nncv.network.stacked_training import FoldData, StackCallback, StackedTrainer
 from nncv.network.training import Callback, EarlyStopping, EpochCallback, Trainer
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "FoldData",
     "GradientCheck",
     "Network",
+    "StackCallback",
+    "StackedEvaluator",
     "StackedNetwork",
     "StackedTrainer",
     "Trainer",

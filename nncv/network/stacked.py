@@ -257,6 +257,7 @@ class StackedNetwork:
         training: bool = False,
         rngs: Sequence[np.random.Generator] | None = None,
         row_scale=None,
+        activate_output: bool = True,
     ) -> np.ndarray:
         """Output activations ``[n_stack, n_rows, n_outputs]`` (a view the next call reuses).
 
@@ -266,7 +267,9 @@ class StackedNetwork:
         and batch normalisation uses each network's batch statistics, weighted by
         ``row_scale`` (``1 / n_rows`` when None, else ``[n_stack, n_rows, 1]`` of
         ``w / sum(w)`` per network), and updates its row of :attr:`running_statistics`;
-        otherwise it uses the running statistics.
+        otherwise it uses the running statistics. With ``activate_output=False`` the
+        output layer's pre-activations (logits) are returned, for the caller to apply
+        ``loss.output`` network by network.
         """
         n_rows = inputs[0].shape[0] if isinstance(inputs, list) else inputs.shape[1]
         *plan, augmented = self._plan(n_rows)
@@ -286,6 +289,8 @@ class StackedNetwork:
                 if rngs is None:
                     raise ConfigurationError("training with dropout needs random generators")
                 values = self._dropout(layer, values, buffer, extra, rngs)
+        if not activate_output:
+            return values
         logits = values.reshape(-1, values.shape[2])
         self.loss.output(logits)
         return values

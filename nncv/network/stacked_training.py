@@ -35,9 +35,10 @@ from nncv.exceptions import ConfigurationError, DivergedError, StopTraining
 from nncv.network.model import Network
 from nncv.network.optimizers import Optimizer
 from nncv.network.stacked import StackedNetwork, StackedOptimizer
+from nncv.network.stacked_evaluation import StackedEvaluator, can_stack_rows
 from nncv.network.training import GATHER_BYTES, IndexedRows, Record, Trainer
 
-__all__ = ["FoldData", "StackedTrainer"]
+__all__ = ["FoldData", "StackCallback", "StackedTrainer"]
 
 #: Optimiser attributes that are state, not configuration (compared across folds).
 _OPTIMIZER_STATE = ("iterations", "state", "_layout", "_scratch", "_slots_per_array")
@@ -62,6 +63,20 @@ class FoldData:
     targets: np.ndarray
     sample_weight: np.ndarray | None = None
     validation_data: tuple | None = None
+
+
+class StackCallback:
+    """Hooks called by :class:`StackedTrainer` for the whole stack; override any of them.
+
+    Where a fold's own :class:`~nncv.network.training.Callback` sees one fold, a stack
+    callback sees every fold at once, so work done for each fold after every epoch
+    (scoring held-out rows, say) can be done in one stacked pass.
+    """
+
+    def on_epoch_end(self, stack: StackedTrainer, records: list[Record | None]) -> None:
+        """Called after each epoch with every fold's record (None for folds that did not
+        train it), once all are made and the folds' networks hold the epoch's weights,
+        before any fold's own callbacks run."""
 
 
 class _Stack:
@@ -159,6 +174,8 @@ class StackedTrainer:
         another (each fold's numbers do not depend on it). By default as many as keep a
         step's activations within :data:`STACK_BYTES` (all folds for small batches and
         layers; few for large ones, whose steps are not dominated by call overhead).
+    stack_callbacks : sequence of StackCallback, optional
+        Called after every epoch for the whole stack, before the folds' own callbacks.
 
     Notes
     -----
@@ -204,8 +221,10 @@ class StackedTrainer:
         folds: Sequence[FoldData],
         *,
         max_stack: int | None = None,
+        stack_callbacks: Sequence[StackCallback] = (),
     ) -> None:
         self.trainers = list(trainers)
+        self.stack_callbacks = list(stack_callbacks)
         if not self.trainers:
             raise ConfigurationError("a stack needs at least one trainer")
         if len(folds) != len(self.trainers):
@@ -246,6 +265,7 @@ class StackedTrainer:
         if len({w is None for w in self._weights}) > 1:
             raise ConfigurationError("give sample weights for every fold of a stack or for none")
         self._validation = [fold.validation_data for fold in folds]
+        self._validation_evaluator: tuple[list[int], StackedEvaluator | None] | None = None
         for fold, (inputs, targets) in enumerate(zip(self._inputs, self._targets, strict=True)):
             if len(targets) != inputs.n_rows:
                 raise ConfigurationError(
@@ -402,7 +422,7 @@ class StackedTrainer:
                 )
                 self._stop(fold)
                 continue
-            record: Record = {
+            records[fold] = {
                 "epoch": trainer.epochs_done,
                 "loss": data_loss + regularisation,
                 "data_loss": data_loss,
@@ -410,14 +430,14 @@ class StackedTrainer:
                 "val_score": math.nan,
                 "learning_rate": rate,
             }
-            if self._validation[fold] is not None:
-                inputs, targets, *rest = self._validation[fold]
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    record["val_loss"], record["val_score"] = trainer.evaluate(
-                        inputs, targets, rest[0] if rest else None
-                    )
+        self._validate(records)
+        for callback in self.stack_callbacks:
+            callback.on_epoch_end(self, records)
+        for fold, record in enumerate(records):
+            if record is None:
+                continue
+            trainer = self.trainers[fold]
             trainer.history.append(record)
-            records[fold] = record
             try:
                 for callback in trainer.callbacks:
                     callback.on_epoch_end(trainer, record)
@@ -425,6 +445,44 @@ class StackedTrainer:
                 self._stop(fold)
         self._repack()
         return records
+
+    def _validate(self, records: list[Record | None]) -> None:
+        """Each fold's own validation data (``val_loss``, ``val_score``) into its record:
+        the folds whose validation rows are dense arrays in stacked passes, the others one
+        by one (the numbers :meth:`Trainer.evaluate` gives each, bit for bit)."""
+        folds = [f for f, r in enumerate(records) if r is not None and self._validation[f]]
+        if not folds:
+            return
+        if self._validation_evaluator is None:
+            stackable = [
+                f for f, data in enumerate(self._validation) if data and can_stack_rows(data[0])
+            ]
+            first = self.trainers[0]
+            if len(stackable) > 1 and all(t.score is first.score for t in self.trainers):
+                data = [self._validation[f] for f in stackable]
+                rows = [(x, targets, rest[0] if rest else None) for x, targets, *rest in data]
+                self._validation_evaluator = (
+                    stackable,
+                    StackedEvaluator(first.network, rows, first.score),
+                )
+            else:
+                self._validation_evaluator = ([], None)
+        stacked, evaluator = self._validation_evaluator
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if evaluator is not None:
+                wanted = [index for index, fold in enumerate(stacked) if records[fold] is not None]
+                networks = [self.trainers[fold].network for fold in stacked]
+                for index, (loss, score) in evaluator.evaluate(networks, wanted).items():
+                    record = records[stacked[index]]
+                    record["val_loss"], record["val_score"] = loss, score
+            for fold in folds:
+                if fold in stacked:
+                    continue
+                inputs, targets, *rest = self._validation[fold]
+                record = records[fold]
+                record["val_loss"], record["val_score"] = self.trainers[fold].evaluate(
+                    inputs, targets, rest[0] if rest else None
+                )
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         size = math.prod(shape)

@@ -38,7 +38,7 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from nncv.ensemble import FoldEnsemble
+from nncv.ensemble import FoldEnsemble, SeedEnsemble
 from nncv.estimators import NNClassifier, NNRegressor
 from nncv.exceptions import ArtifactError, NncvError
 from nncv.persistence._params import check_params
@@ -89,7 +89,10 @@ SKLEARN_TYPES: dict[str, type] = {
     **TRANSFORMER_TYPES,
 }
 #: Ensembles: saved as their fitted members only (``estimators_``), rebuilt from them.
-ENSEMBLE_TYPES: dict[str, type] = {"nncv.FoldEnsemble": FoldEnsemble}
+ENSEMBLE_TYPES: dict[str, type] = {
+    "nncv.FoldEnsemble": FoldEnsemble,
+    "nncv.SeedEnsemble": SeedEnsemble,
+}
 TYPES: dict[str, type] = {**NNCV_TYPES, **SKLEARN_TYPES, **ENSEMBLE_TYPES}
 _NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
 _SKIPPED_STEPS = ("passthrough", "drop", None)
@@ -141,7 +144,7 @@ def check_saveable(obj: Any, where: str, root: bool = True) -> None:
     if isinstance(obj, FoldEnsemble):
         if not hasattr(obj, "estimators_"):
             raise ArtifactError(
-                f"cannot save {where}: this FoldEnsemble is not fitted; fit it first"
+                f"cannot save {where}: this {type(obj).__name__} is not fitted; fit it first"
             )
         for index, member in enumerate(obj.estimators_):
             check_saveable(member, f"{where} → member {index}", root=False)
@@ -273,7 +276,9 @@ def _rebuild_ensemble(obj: Any, attributes: dict, where: str) -> None:
     """Check a loaded ensemble's members (one task, one input width, the same classes)."""
     members = getattr(obj, "estimators_", None)
     if set(attributes) != {"estimators_"} or not isinstance(members, list) or not members:
-        raise ArtifactError(f"{where}: a FoldEnsemble node holds a non-empty estimators_ list")
+        raise ArtifactError(
+            f"{where}: a {type(obj).__name__} node holds a non-empty estimators_ list"
+        )
     try:
         obj._set_members(members)
     except NncvError as error:

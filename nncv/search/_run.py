@@ -212,6 +212,7 @@ class Search:
     temp_dir: str | None
     backend: BackendSpec = None
     on_dask: bool = False
+    ensemble_size: int = 5
 
     def run(self, n_trials: int | None, timeout: float | None) -> bool:
         """Optimise; return True when interrupted by Ctrl-C (finished trials are kept)."""
@@ -292,7 +293,9 @@ class Search:
         """Summarise the study; refit the best configuration on all the data if asked.
 
         ``refit="ensemble"`` keeps the best trial's fold models instead, as a
-        :class:`~nncv.FoldEnsemble` (:meth:`fold_ensemble`).
+        :class:`~nncv.FoldEnsemble` (:meth:`fold_ensemble`); ``refit="seed_ensemble"``
+        refits ``ensemble_size`` members on all the data, as a :class:`~nncv.SeedEnsemble`
+        (:meth:`seed_ensemble`).
         """
         best = best_complete_trial(self.study)
         trial = optuna.trial.FixedTrial(best.params)
@@ -318,8 +321,12 @@ class Search:
             fold_scores=fold_scores,
             interrupted=interrupted,
         )
+        if isinstance(refit, str) and refit not in REFIT_ENSEMBLES:
+            raise SearchError(f"unknown refit kind {refit!r}")
         if refit == "ensemble" and not interrupted:
             result.best_estimator = self.fold_ensemble(best, best_params)
+        elif refit == "seed_ensemble" and not interrupted:
+            result.best_estimator, result.refit_epochs = self.seed_ensemble(best, best_params)
         elif refit and not interrupted:
             result.best_estimator, result.refit_epochs = self.refit(best, best_params)
         return result
@@ -339,11 +346,40 @@ class Search:
             group.drain()
         return FoldEnsemble.from_fitted([fold.estimator for fold in group.folds])
 
+    def seed_ensemble(
+        self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """The best configuration refit on all the data ``ensemble_size`` times, as one
+        :class:`~nncv.SeedEnsemble` trained as one stack (when the estimator allows it).
+
+        Member 0 has the seed :meth:`refit` uses, so it is the model ``refit=True`` gives;
+        the others' seeds are derived from it (:func:`nncv.ensemble.member_seeds`). Every
+        member trains for the folds' peak epoch count, as the refit does.
+        """
+        from nncv.ensemble import SeedEnsemble
+
+        estimator, refit_epochs, fit_params = self._refit_setup(best, best_params)
+        prefix, network = network_prefix(estimator)
+        ensemble = SeedEnsemble.from_estimator(
+            estimator, self.ensemble_size, random_state=network.random_state
+        )
+        _fit_as_in_the_trials(ensemble, self.X, self.y, fit_params)
+        return ensemble, refit_epochs
+
     def refit(self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]) -> tuple[Any, Any]:
         """Fit a clone on all the data with the best parameters (and the folds' peak epoch).
 
         ``best_params`` are ``set_params`` names of the estimator (``net__learning_rate``).
         """
+        estimator, refit_epochs, fit_params = self._refit_setup(best, best_params)
+        _fit_as_in_the_trials(estimator, self.X, self.y, fit_params)
+        return estimator, refit_epochs
+
+    def _refit_setup(
+        self, best: optuna.trial.FrozenTrial, best_params: dict[str, Any]
+    ) -> tuple[Any, Any, dict[str, Any]]:
+        """The unfitted refit estimator (best params, its seed, the folds' peak epoch), that
+        epoch count (or None) and the fit parameters for all the data."""
         estimator = clone(self.estimator)
         prefix, network = network_prefix(estimator)
         params = dict(best_params)
@@ -361,17 +397,7 @@ class Search:
             for key, value in self.objective.network_fit_params.items()
         }
         fit_params.update(self.objective.preprocessing_fit_params)
-        # One BLAS thread, as in the trials: the refit gives the same numbers on any machine
-        # load or worker count (float32 sums change with the thread count).
-        # Routing done already (the names are <step>__<param>): fit without it.
-        with (
-            threadpool_limits(limits=1),
-            warnings.catch_warnings(),
-            config_context(enable_metadata_routing=False),
-        ):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            estimator.fit(self.X, self.y, **fit_params)
-        return estimator, refit_epochs
+        return estimator, refit_epochs, fit_params
 
 
 def prepare(
@@ -389,6 +415,7 @@ def prepare(
     pruner, sampler, storage = settings.pruner, settings.sampler, settings.storage
     study_name, n_workers = settings.study_name, settings.n_workers
     random_state, backend = settings.random_state, settings.backend
+    check_ensemble_size(settings.ensemble_size)
     check_search_arguments(
         n_workers=n_workers,
         random_state=random_state,
@@ -501,7 +528,22 @@ def prepare(
         temp_dir=temp_dir,
         backend=backend,
         on_dask=on_dask,
+        ensemble_size=settings.ensemble_size,
     )
+
+
+#: The ``refit`` values that keep an ensemble as the final model.
+REFIT_ENSEMBLES = ("ensemble", "seed_ensemble")
+
+
+def check_ensemble_size(ensemble_size: Any) -> None:
+    """``ensemble_size`` (members of ``refit="seed_ensemble"``) is an int of at least 1."""
+    if (
+        isinstance(ensemble_size, bool)
+        or not isinstance(ensemble_size, int | np.integer)
+        or ensemble_size < 1
+    ):
+        raise SearchError(f"ensemble_size must be an int of at least 1, got {ensemble_size!r}")
 
 
 def _n_splits(cv: Any, X: Any, y: Any, groups: Any) -> int | None:
@@ -511,3 +553,17 @@ def _n_splits(cv: Any, X: Any, y: Any, groups: Any) -> int | None:
         except (TypeError, ValueError):
             return None
     return None
+
+
+def _fit_as_in_the_trials(model: Any, X: Any, y: Any, fit_params: dict[str, Any]) -> None:
+    """``model.fit(X, y, **fit_params)`` on one BLAS thread, as in the trials, so a final
+    model gives the same numbers on any machine load or worker count (float32 sums change
+    with the thread count); without metadata routing (the names are ``<step>__<param>``
+    already) and without convergence warnings."""
+    with (
+        threadpool_limits(limits=1),
+        warnings.catch_warnings(),
+        config_context(enable_metadata_routing=False),
+    ):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y, **fit_params)

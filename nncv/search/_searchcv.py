@@ -20,7 +20,7 @@ from nncv.exceptions import SearchError
 from nncv.search._arguments import check_run_limits
 from nncv.search._progress import optuna_verbosity
 from nncv.search._result import TuneResult, cv_results, trials_frame
-from nncv.search._run import prepare
+from nncv.search._run import REFIT_ENSEMBLES, prepare
 from nncv.search._settings import SearchSettings
 from nncv.search.space import SearchSpace
 
@@ -61,7 +61,9 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
     refit : bool or str, default=True
         Refit the best configuration on the whole data (``best_estimator_``); a scorer
         name also names the metric maximised. ``"ensemble"`` keeps the best trial's fold
-        models instead, as a :class:`~nncv.FoldEnsemble` (the first scorer maximised).
+        models instead, as a :class:`~nncv.FoldEnsemble` (the first scorer maximised);
+        ``"seed_ensemble"`` refits the best configuration ``ensemble_size`` times on the whole
+        data, each from its own seed, as a :class:`~nncv.SeedEnsemble`.
     pruner : {"median", "hyperband", "successive_halving", "none"} or optuna pruner
     storage : None, ".log" path, SQLAlchemy URL or optuna storage
     study_name : str, optional
@@ -80,6 +82,8 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         Where the trials run, as in :func:`~nncv.search.tune`: on a Dask cluster each trial
         is a Dask task on the shared storage (also under an enclosing
         ``joblib.parallel_config(backend="dask")``). See ``docs/scaling.md``.
+    ensemble_size : int, default=5
+        Members of ``refit="seed_ensemble"``.
     verbose : int, default=0
         0: Optuna's per-trial INFO lines are not printed (in this process and in the
         worker processes of, e.g., ``cross_val_score(search, ..., n_jobs=2)``); 1 or more
@@ -129,6 +133,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         task: str | None = None,
         stack_folds: bool = True,
         backend: Any = None,
+        ensemble_size: int = 5,
         verbose: int = 0,
     ) -> None:
         self.estimator = estimator
@@ -147,6 +152,7 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.task = task
         self.stack_folds = stack_folds
         self.backend = backend
+        self.ensemble_size = ensemble_size
         self.verbose = verbose
 
     def _base_estimator(self) -> Any:
@@ -227,7 +233,8 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_run_limits(self.n_trials, self.timeout)
         if self.refit is not True and self.refit is not False and not isinstance(self.refit, str):
             raise SearchError(
-                f"refit must be True, False, 'ensemble' or a scorer name, got {self.refit!r}"
+                f"refit must be True, False, 'ensemble', 'seed_ensemble' or a scorer name, "
+                f"got {self.refit!r}"
             )
         study_name = self.study_name
         if study_name is None and self.storage is not None:
@@ -239,13 +246,15 @@ class NNSearchCV(MetaEstimatorMixin, BaseEstimator):
             settings,
             estimator=self.estimator,
             groups=groups,
-            refit_metric=False if self.refit == "ensemble" else self.refit,
+            refit_metric=False if self.refit in REFIT_ENSEMBLES else self.refit,
             fit_params=fit_params,
         )
         if search.run(self.n_trials, self.timeout):
             raise KeyboardInterrupt
         started = time.perf_counter()
-        result = search.result(refit="ensemble" if self.refit == "ensemble" else bool(self.refit))
+        result = search.result(
+            refit=self.refit if self.refit in REFIT_ENSEMBLES else bool(self.refit)
+        )
         self.refit_time_ = time.perf_counter() - started
         scorers = build_scorers(search.estimator, self.scoring)
         self._set_fitted(result, scorers, len(search.setup.splits))

@@ -36,6 +36,7 @@ class SearchSettings:
     task: str | None = None
     stack_folds: bool = True
     backend: Any = None
+    ensemble_size: int = 5
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> SearchSettings:

@@ -13,7 +13,7 @@ from nncv.search._arguments import check_run_limits
 from nncv.search._components import StorageSpec
 from nncv.search._progress import quiet_unless_verbose, run_with_progress
 from nncv.search._result import TuneResult
-from nncv.search._run import prepare
+from nncv.search._run import REFIT_ENSEMBLES, prepare
 from nncv.search._settings import SearchSettings
 from nncv.search.space import SearchSpace
 
@@ -48,6 +48,7 @@ def tune(
     progress: bool | None = False,
     verbose: bool = False,
     backend: Any = None,
+    ensemble_size: int = 5,
 ) -> TuneResult:
     """Tune a network by k-fold cross-validation with an Optuna study.
 
@@ -98,11 +99,14 @@ def tune(
         journal file meanwhile); BLAS is limited to one thread in each.
     random_state : int, optional
         The study seed (folds, fold seeds, sampler). A continued study keeps its own.
-    refit : bool or "ensemble", default=True
+    refit : bool, "ensemble" or "seed_ensemble", default=True
         Refit the best configuration on all the data (``result.best_estimator``).
         ``"ensemble"`` keeps the best trial's fold models instead: ``best_estimator`` is a
         :class:`~nncv.FoldEnsemble` of them (mean of their probabilities / predictions),
         re-created by training that trial's folds again with its seeds.
+        ``"seed_ensemble"`` refits the best configuration ``ensemble_size`` times on all the
+        data, each from its own seed (member 0 is the ``refit=True`` model), trained as one
+        stack: ``best_estimator`` is a :class:`~nncv.SeedEnsemble`.
     groups : array-like of shape (n_samples,), optional
         Group labels for a group splitter in ``cv``.
     sample_weight : array-like of shape (n_samples,), optional
@@ -134,6 +138,8 @@ def tune(
     verbose : bool, default=False
         Let Optuna log its line per trial (INFO). By default a call logs only Optuna's
         warnings; the caller's Optuna verbosity is restored afterwards either way.
+    ensemble_size : int, default=5
+        Members of ``refit="seed_ensemble"``.
 
     Returns
     -------
@@ -165,8 +171,10 @@ def tune(
     True
     """
     check_run_limits(n_trials, timeout)
-    if not isinstance(refit, bool | np.bool_) and refit != "ensemble":
-        raise SearchError(f"refit must be True, False or 'ensemble', got {refit!r}")
+    if not isinstance(refit, bool | np.bool_) and refit not in REFIT_ENSEMBLES:
+        raise SearchError(
+            f"refit must be True, False, 'ensemble' or 'seed_ensemble', got {refit!r}"
+        )
     settings = SearchSettings.from_mapping(locals())
     search = prepare(
         X,

@@ -64,3 +64,26 @@ def test_thread_counts_are_unchanged_after_the_call(several_blas_threads, backen
     # and the numbers do not depend on it
     for other in scores[1:]:
         np.testing.assert_array_equal(other, scores[0])
+
+
+def test_one_blas_thread_limits_restores_and_sees_new_imports(several_blas_threads):
+    import sys
+
+    from nncv import _blas
+
+    before = thread_counts()
+    for _ in range(2):  # the second time with the cached controller
+        with _blas.one_blas_thread():
+            assert {n for _, api, n in thread_counts() if api == "blas"} == {1}
+        assert thread_counts() == before
+    cached = _blas._cached[2]
+    with _blas.one_blas_thread():
+        pass
+    assert _blas._cached[2] is cached
+    sys.modules["nncv_test_new_module"] = type(sys)("nncv_test_new_module")
+    try:
+        with _blas.one_blas_thread():  # an import since: the libraries are looked at again
+            pass
+        assert _blas._cached[2] is not cached
+    finally:
+        del sys.modules["nncv_test_new_module"]

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 import nncv
 from nncv import NNClassifier, NNRegressor
+from nncv.cv import held_out
 from nncv.cv.fold import Fold, FoldGroup, stack_refusal
 from nncv.exceptions import DivergedError
 from nncv.search import Float, SearchSpace
@@ -194,3 +195,51 @@ def test_study_stacked_equals_sequential():
         results[1].best_estimator.predict_proba(X),
         rtol=1e-9,
     )
+
+
+@pytest.mark.parametrize("dtype", ["float32", F64])
+def test_stacked_held_out_scores_equal_the_per_fold_ones(dtype, monkeypatch):
+    # 5 folds of 203 rows: held-out sizes 41, 41, 41, 40, 40 (two stacked passes per epoch),
+    # with sample weights and early stopping (folds stop apart; the stopped drop out)
+    X, y = _digits(203)
+    weights = np.random.default_rng(0).uniform(0.2, 2.0, len(y))
+    settings = {"max_epochs": 12, "batch_size": 32, "early_stopping": True, "patience": 2}
+    model = make_pipeline(
+        StandardScaler(), NNClassifier(8, **settings, learning_rate=0.05, dtype=dtype)
+    )
+    rows = np.arange(len(y))
+    tests = [rows[i::5] for i in range(5)]
+
+    def group(stack):
+        folds = [
+            Fold(model, X, y, np.setdiff1d(rows, t), t, index=i, seed=i, sample_weight=weights)
+            for i, t in enumerate(tests)
+        ]
+        return FoldGroup(folds, stack=stack)
+
+    one_by_one = held_out._NetworkEvaluator.__call__
+    calls = []  # the folds' own (one by one) held-out evaluations
+    monkeypatch.setattr(
+        held_out._NetworkEvaluator, "__call__", lambda self: calls.append(1) or one_by_one(self)
+    )
+    stacked = group(True)
+    stacked.start()
+    assert stacked.stacked
+    checked = 0
+    while not stacked.finished:
+        stacked.advance(1)
+        for fold in stacked.folds:
+            if not fold.finished:  # its network holds the weights its last epoch reached
+                scores = fold._scoring.scores[fold.records[-1]["epoch"]]
+                assert scores == one_by_one(fold._scoring.evaluate)  # bit for bit
+                checked += 1
+    stacked.close()
+    assert calls == [], "the stacked folds' held-out rows were scored fold by fold"
+    assert checked >= 5 * 3
+    assert len({len(fold.records) for fold in stacked.folds}) > 1  # folds stop apart
+    alone = group(False)
+    alone.drain()
+    for a, b in zip(stacked.folds, alone.folds, strict=True):
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(a.records), pd.DataFrame(b.records), rtol=1e-9 if dtype == F64 else 1e-5
+        )

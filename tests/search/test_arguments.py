@@ -46,7 +46,8 @@ SPACE = SearchSpace(learning_rate=Float(1e-3, 1e-2, log=True))
         ({"study_name": ""}, "study_name must be a non-empty string"),
         ({"study_name": 3}, "study_name must be a non-empty string"),
         ({"sampler": "tpee"}, "unknown sampler 'tpee'"),
-        ({"refit": "yes"}, "refit must be True, False or 'ensemble'"),
+        ({"refit": "yes"}, "refit must be True, False, 'ensemble' or 'seed_ensemble'"),
+        ({"ensemble_size": 0}, "ensemble_size must be an int of at least 1, got 0"),
     ],
 )
 def test_tune_arguments_refused_by_name_before_any_storage(arguments, message, iris, tmp_path):

@@ -145,3 +145,12 @@ def test_the_main_job_script_shows_a_bar_on_a_terminal(tmp_path):
     )
     assert piped.returncode == 0, piped.stderr
     assert "2/2" not in piped.stderr and "best 2-fold CV" in piped.stdout
+
+
+def test_nested_cv_shows_a_bar_over_the_outer_folds_on_a_terminal(tmp_path):
+    script = str(ROOT / "studies" / "breast_cancer.py")
+    options = ["--trials", "2", "--cv", "2", "--outer", "2", "--max-epochs", "3"]
+    shown = run_on_terminal([sys.executable, script, *options], tmp_path)
+    assert "nested CV: 100%" in shown and "2/2" in shown and "refit=" in shown
+    quiet = run_on_terminal([sys.executable, script, *options, "--quiet"], tmp_path)
+    assert "2/2" not in quiet and "nested CV, refit=refit" in quiet
