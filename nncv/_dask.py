@@ -11,11 +11,12 @@ One factory turns the user's ``backend`` argument into a place to run, in one pl
 * a ``distributed.Client`` — used as it is.
 
 On a Dask cluster the data go to every worker once (:func:`parallel_map` scatters them,
-broadcast, so that losing one worker loses no copy) and every task holds BLAS to one
-thread while it runs (:func:`one_blas_thread`, inside the task: the worker's setting is
-restored afterwards, and nothing is changed in the calling process). Dask itself is an
-optional dependency (``pip install "nncv[dask]"``): only this module imports it, and only
-when a Dask backend is asked for.
+broadcast, and again if every copy died: :class:`ScatteredData`), a task lost with its
+workers is submitted again under a new key (a few times, then an error), and every task
+holds BLAS to one thread while it runs (:func:`one_blas_thread`, inside the task: the
+worker's setting is restored afterwards, and nothing is changed in the calling process).
+Dask itself is an optional dependency (``pip install "nncv[dask]"``): only this module
+imports it, and only when a Dask backend is asked for.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ from nncv.exceptions import BackendError
 __all__ = [
     "BACKENDS",
     "BackendSpec",
+    "ScatteredData",
     "active_dask_client",
     "check_backend",
     "dask_client",
     "in_dask_worker",
+    "is_worker_loss",
     "one_blas_thread",
     "parallel_map",
+    "resubmit_key",
     "wants_dask",
 ]
 
@@ -51,8 +55,12 @@ BACKENDS = ("loky", "dask")
 #: Shared arguments larger than this are scattered to the workers, not sent with each task.
 SCATTER_BYTES = 1024
 
-#: Times the shared data are scattered again after every worker holding them died.
-MAX_PLACEMENTS = 3
+#: Times a task is submitted again, under a new key, after the workers running it died
+#: (``KilledWorker``) or the data it needed died with them; one more loss is an error.
+MAX_RESUBMITS = 3
+
+#: Seconds to wait for a worker to come back before scattering lost data again.
+WORKER_WAIT_S = 300
 
 #: What to install for the Dask backend.
 INSTALL_HINT = 'pip install "nncv[dask]"'
@@ -195,8 +203,10 @@ def parallel_map(
 
     On a Dask cluster (``backend`` naming one, or an enclosing
     ``joblib.parallel_config(backend="dask")``) every call is a task and the large
-    ``shared`` values (X, y, …) are scattered to every worker once, broadcast, so that a
-    worker lost mid-run loses no copy and Dask simply runs its tasks again elsewhere.
+    ``shared`` values (X, y, …) are scattered to every worker once, broadcast. A call
+    whose worker died (Dask gave up on it, ``KilledWorker``, or it was cancelled as every
+    copy of X died) is submitted again under a new key, with X scattered again if it was
+    lost, up to ``MAX_RESUBMITS`` times; one more loss raises :class:`~nncv.BackendError`.
     Otherwise joblib runs the calls (``n_jobs``, ``verbose``): ``"loky"`` forces local
     processes; None keeps joblib's configuration, except inside a Dask task, where the
     calls run one after another in that task. The results keep the order of ``calls``.
@@ -220,40 +230,127 @@ def _map_on_dask(
     client: Any, function: Callable[..., T], shared: dict[str, Any], calls: list[dict[str, Any]]
 ) -> list[T]:
     from dask.sizeof import sizeof
+    from distributed import as_completed
+
+    large = {k: v for k, v in shared.items() if v is not None and sizeof(v) > SCATTER_BYTES}
+    data = ScatteredData(client, large)
+    prefix = f"{getattr(function, '__name__', 'call')}-{uuid.uuid4().hex[:12]}"
+    losses = [0] * len(calls)
+    pending: dict[str, tuple[int, Any]] = {}  # key -> (call, future)
+
+    def submit(i: int) -> Any:
+        future = client.submit(
+            function,
+            **{**shared, **data.futures},
+            **calls[i],
+            key=resubmit_key(f"{prefix}-{i}", losses[i]),
+            pure=False,
+        )
+        pending[str(future.key)] = (i, future)
+        return future
+
+    running = as_completed([submit(i) for i in range(len(calls))], loop=client.loop)
+    results: dict[int, T] = {}
+    try:
+        for future in running:
+            i, _ = pending.pop(str(future.key))
+            try:
+                results[i] = future.result()
+            except Exception as error:
+                if not is_worker_loss(error):
+                    raise
+                # Its worker died (or every worker holding X did): run it again under a
+                # new key, with X scattered again if it was lost, a few times at most.
+                losses[i] += 1
+                if losses[i] > MAX_RESUBMITS:
+                    raise BackendError(
+                        f"Dask lost the task {prefix}-{i} {losses[i]} times: the workers "
+                        f"running it kept dying ({type(error).__name__}: {error})"
+                    ) from error
+                data.restore()
+                running.add(submit(i))
+    except BaseException:
+        client.cancel([future for _, future in pending.values()])
+        raise
+    return [results[i] for i in range(len(calls))]
+
+
+def resubmit_key(key: str, resubmits: int) -> str:
+    """The Dask key of a task submitted again: Dask counts worker deaths per key."""
+    return key if resubmits == 0 else f"{key}-resubmit{resubmits}"
+
+
+def is_worker_loss(error: BaseException) -> bool:
+    """Whether a task's error says a worker died, not that the task itself failed.
+
+    ``KilledWorker``: Dask gave up on the task after ``allowed-failures`` workers died
+    running it (two at once count twice). ``FutureCancelledError``: Dask forgot the
+    task because scattered data it needed died with every worker holding it.
+    """
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
-    large = [k for k, v in shared.items() if v is not None and sizeof(v) > SCATTER_BYTES]
-    prefix = f"{getattr(function, '__name__', 'call')}-{uuid.uuid4().hex[:12]}"
-    results: dict[int, T] = {}
-    for placement in range(MAX_PLACEMENTS + 1):
-        copies = client.scatter([shared[k] for k in large], broadcast=True, hash=False)
-        arguments = {**shared, **dict(zip(large, copies, strict=True))}
-        futures = {
-            i: client.submit(function, **arguments, **call, key=f"{prefix}-{i}", pure=False)
-            for i, call in enumerate(calls)
-            if i not in results
-        }
+    return isinstance(error, (KilledWorker, FutureCancelledError))
+
+
+class ScatteredData:
+    """Values scattered to every worker (broadcast), scattered again once all copies died.
+
+    Scattered data, unlike a task's result, cannot be recomputed by Dask: when every
+    worker holding a copy dies, the scheduler forgets it and cancels the tasks that need
+    it. :meth:`restore` asks the scheduler whether any value lost all its copies and, if
+    so, waits for a worker and scatters the values again (to every worker running then).
+
+    Parameters
+    ----------
+    client : distributed.Client
+    values : dict
+        Name -> value; :attr:`futures` maps the same names to the scattered futures.
+    """
+
+    def __init__(self, client: Any, values: dict[str, Any]) -> None:
+        self._client = client
+        self._values = values
+        self.futures: dict[str, Any] = {}
+        self.placements = 0
+        self._scatter()
+
+    def _scatter(self) -> None:
+        if not self._values:
+            return
+        names = list(self._values)
+        copies = self._client.scatter(
+            [self._values[name] for name in names], broadcast=True, hash=False
+        )
+        self.futures = dict(zip(names, copies, strict=True))
+        self.placements += 1
+
+    def lost(self) -> bool:
+        """Whether some value has no copy left on any worker (asked of the scheduler)."""
+        from concurrent.futures import CancelledError
+
+        futures = list(self.futures.values())
+        if any(future.status != "finished" for future in futures):
+            return True  # forgotten by the scheduler, cancelled here
         try:
-            for i, future in futures.items():
-                results[i] = future.result()
-            return [results[i] for i in range(len(calls))]
-        except FutureCancelledError:
-            # Every worker holding a scattered copy died: send the data again and run
-            # the calls not done yet (a few times at most).
-            if placement == MAX_PLACEMENTS or all(c.status == "finished" for c in copies):
-                raise
-            client.cancel(list(futures.values()))
-            client.wait_for_workers(1)
-        except KilledWorker as error:
-            client.cancel(list(futures.values()))
+            holders = self._client.who_has(futures)
+        except CancelledError:  # forgotten meanwhile
+            return True
+        return not all(holders.get(future.key) for future in futures)
+
+    def restore(self) -> bool:
+        """Scatter the values again if any was lost; return whether they were."""
+        if not self.lost():
+            return False
+        try:
+            self._client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except TimeoutError:
             raise BackendError(
-                f"Dask gave up on {error.task!r}: the workers running it kept dying"
-            ) from error
-        except BaseException:
-            client.cancel(list(futures.values()))
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
+                f"every Dask worker holding the scattered data died and none came back "
+                f"within {WORKER_WAIT_S} s"
+            ) from None
+        self._scatter()
+        return True
 
 
 def one_blas_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -12,10 +12,14 @@ the task fails its earlier attempt's trial (``fail_reason`` "worker lost …") a
 the same parameters again with the storage's retry callback, as for a trial whose
 heartbeat went stale (the retry has system attribute ``failed_trial``, the lost trial's
 number), so the run ends with every
-requested trial finished and the lost one accounted for as FAIL. The tasks tag their
-trials (user attributes ``nncv_dask_run``, ``nncv_dask_task``, ``nncv_dask_worker``), so
-a task that never runs again (Dask gave up on it) has its trial failed by the caller
-when the run ends.
+requested trial finished and the lost one accounted for as FAIL. A task cancelled because
+the objective died with every worker holding it is submitted again under a new key (the
+objective scattered again), which does the same, up to ``MAX_RESUBMITS`` times. The tasks
+tag their trials (user attributes ``nncv_dask_run``, ``nncv_dask_task``,
+``nncv_dask_worker``), so a task that never runs again (Dask gave up on it:
+``KilledWorker``) has its trial failed for good by the caller, and a trial lost once more
+than its retries allow is failed for good by the task that finds it: a configuration
+that kills every worker it runs on ends as FAIL and counts as one of the trials.
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from nncv._dask import one_blas_thread
+from nncv._dask import (
+    MAX_RESUBMITS,
+    ScatteredData,
+    is_worker_loss,
+    one_blas_thread,
+    resubmit_key,
+)
 from nncv.exceptions import BackendError, SearchError
 from nncv.search._components import make_sampler
 from nncv.search._run import _optimize
-from nncv.search._storage import _retry_callback, make_storage
+from nncv.search._storage import MAX_RETRY, _retry_callback, make_storage
 
 __all__ = ["DaskTrials", "fail_lost_trials", "run_trials"]
 
@@ -43,8 +53,6 @@ logger = logging.getLogger("nncv.search")
 RUN_ATTR = "nncv_dask_run"
 TASK_ATTR = "nncv_dask_task"
 WORKER_ATTR = "nncv_dask_worker"
-#: Times the objective may be scattered again after every worker holding it died.
-MAX_PLACEMENTS = 3
 #: Optuna's name (``RetryFailedTrialCallback``) for the trial a retry repeats.
 RETRY_ATTR = "failed_trial"  # a system attribute
 
@@ -66,7 +74,7 @@ class DaskTrials:
 
 def fail_lost_trials(
     study: optuna.Study, run_id: str, task: int | None, reason: str, *, retry: bool = True
-) -> list[int]:
+) -> dict[int, bool]:
     """Fail the RUNNING trials a run's task (any task for None) left; enqueue their params.
 
     The parameters are enqueued by the storage's retry callback (Optuna's, with system
@@ -74,11 +82,12 @@ def fail_lost_trials(
     copied, at most ``MAX_RETRY`` times), as for a trial failed by its heartbeat; with
     ``retry=False`` they are not enqueued again.
 
-    Returns the numbers of the trials failed here (a trial that finished meanwhile, or
-    that someone else failed first, is left alone).
+    Returns ``{number: whether its parameters were enqueued again}`` for the trials
+    failed here (a trial that finished meanwhile, or that someone else failed first, is
+    left alone); a trial already retried ``MAX_RETRY`` times is not enqueued again.
     """
     storage = study._storage
-    lost = []
+    lost: dict[int, bool] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         if attrs.get(RUN_ATTR) != run_id or (task is not None and attrs.get(TASK_ATTR) != task):
@@ -89,11 +98,17 @@ def fail_lost_trials(
                 continue
         except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # it finished, or another process failed it, meanwhile
-        lost.append(trial.number)
-        if retry:  # as for a dead worker's trial found by its heartbeat (nncv.search._storage)
+        retried = retry and not _retries_used_up(trial)
+        lost[trial.number] = retried
+        if retried:  # as for a dead worker's trial found by its heartbeat (nncv.search._storage)
             _retry_callback()(study, trial)
-        logger.warning("trial %d failed: %s%s", trial.number, reason, retry * "; params enqueued")
+        logger.warning("trial %d failed: %s%s", trial.number, reason, retried * "; params enqueued")
     return lost
+
+
+def _retries_used_up(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the retry callback would not enqueue ``trial`` again (``MAX_RETRY`` reached)."""
+    return len(trial.system_attrs.get("retry_history", [])) >= MAX_RETRY
 
 
 def _worker_address() -> str:
@@ -109,7 +124,12 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
     """One Dask task: one trial of the study, BLAS held to one thread while it runs.
 
     Returns ``{"trial": number or None, "lost": [numbers of trials failed here]}``; no
-    trial runs once ``trials.deadline`` has passed.
+    trial runs once ``trials.deadline`` has passed. Run again after its worker died, the
+    task first fails the trial it left RUNNING (enqueueing its parameters again); when
+    that trial's retries are used up, it is this task's trial — failed for good — and no
+    other trial runs, so that a configuration that kills every worker ends as FAIL. Run
+    again after its trial finished (Dask recomputes a result that died with its worker
+    before the caller fetched it), it returns that trial and runs none.
     """
     optuna.logging.set_verbosity(trials.verbosity)
     study = optuna.load_study(
@@ -120,7 +140,14 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
     )
     worker = _worker_address()
     # Running again after a worker was lost: the earlier attempt's trial stays RUNNING.
-    lost = fail_lost_trials(study, trials.run_id, task, f"worker lost (Dask task {task} re-run)")
+    failed = fail_lost_trials(study, trials.run_id, task, f"worker lost (Dask task {task} re-run)")
+    lost = list(failed)
+    used_up = [number for number, retried in failed.items() if not retried]
+    if used_up:
+        return {"trial": used_up[0], "lost": lost}
+    done = _finished_trial(study, trials.run_id, task)
+    if done is not None:  # its result died with a worker before the caller had it: Dask
+        return {"trial": done, "lost": lost}  # runs the task again; its trial is done
     if _past(trials.deadline):
         return {"trial": None, "lost": lost}
     tags = {RUN_ATTR: trials.run_id, TASK_ATTR: task, WORKER_ATTR: worker}
@@ -142,6 +169,20 @@ def run_trial_task(objective: Any, trials: DaskTrials, task: int) -> dict[str, A
         logger.warning("trial %s was failed under its Dask task: %s", numbers, error)
         return {"trial": None, "lost": lost}
     return {"trial": numbers[0] if numbers else None, "lost": lost}
+
+
+def _finished_trial(study: optuna.Study, run_id: str, task: int) -> int | None:
+    """The trial a run's task finished already (not one failed as lost), else None."""
+    for trial in study.get_trials(deepcopy=False, states=_FINISHED):
+        attrs = trial.user_attrs
+        if attrs.get(RUN_ATTR) != run_id or attrs.get(TASK_ATTR) != task:
+            continue
+        if not str(attrs.get("fail_reason", "")).startswith("worker lost"):
+            return trial.number
+    return None
+
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def _failed_under_us(error: Exception) -> bool:
@@ -232,63 +273,44 @@ def run_trials(
         deadline=None if timeout is None else time.time() + timeout,
         verbosity=optuna.logging.get_verbosity(),
     )
-    [objective_future] = client.scatter([objective], broadcast=True, hash=False)
-    placements = 0
+    shared = ScatteredData(client, {"objective": objective})
     remaining = n_trials  # trials still to finish; None: until the deadline
     next_task = 0
+    resubmits: dict[int, int] = {}  # task -> times submitted again after a loss
+    tasks: dict[str, int] = {}  # Dask key -> task
     running = as_completed(loop=client.loop)
+
+    def submit(task: int) -> None:
+        key = resubmit_key(f"nncv-trial-{trials.run_id}-{task}", resubmits.get(task, 0))
+        tasks[key] = task
+        objective_future = shared.futures["objective"]
+        running.add(
+            client.submit(run_trial_task, objective_future, trials, task, key=key, pure=False)
+        )
 
     def fill() -> None:
         nonlocal next_task
         while running.count() < slots and not _past(trials.deadline):
             if remaining is not None and running.count() >= remaining:
                 return
-            running.add(
-                client.submit(
-                    run_trial_task,
-                    objective_future,
-                    trials,
-                    next_task,
-                    key=f"nncv-trial-{trials.run_id}-{next_task}",
-                    pure=False,
-                )
-            )
+            submit(next_task)
             next_task += 1
 
     try:
         while True:
             fill()
             for future in running:
+                task = tasks.pop(str(future.key))
                 try:
                     outcome = future.result()
                 except Exception as error:
-                    task = int(str(future.key).rsplit("-", 1)[1])
-                    if _is_lost_worker(error):
-                        # Dask gave up on this task (its workers kept dying): fail its trial
-                        # for good rather than retry parameters that may be what kills the
-                        # workers; it uses up its trial, so such trials cannot go on forever.
-                        reason = f"worker lost: {error}"
-                        fail_lost_trials(study, trials.run_id, task, reason, retry=False)
-                        outcome = {"trial": "failed with its workers", "lost": []}
-                    elif _is_cancelled(error) and objective_future.status != "finished":
-                        # Every worker holding the objective died: send it again, and run
-                        # the task's trial again in a new task.
-                        placements += 1
-                        if placements > MAX_PLACEMENTS:
-                            raise BackendError(
-                                f"the Dask workers kept dying: the objective was lost "
-                                f"{placements} times ({error})"
-                            ) from error
-                        client.wait_for_workers(1)
-                        [objective_future] = client.scatter([objective], broadcast=True, hash=False)
-                        reason = "worker lost (with every copy of the objective)"
-                        fail_lost_trials(study, trials.run_id, task, reason)
-                        outcome = {"trial": None, "lost": []}
-                    elif _is_cancelled(error):
-                        fail_lost_trials(study, trials.run_id, task, "worker lost")
-                        outcome = {"trial": None, "lost": []}
-                    else:
+                    if not is_worker_loss(error):
                         raise
+                    outcome = _after_a_loss(study, trials.run_id, task, error, resubmits)
+                    if outcome is None:  # run the task again, under a new key
+                        shared.restore()  # the objective, if it died with every holder
+                        submit(task)
+                        continue
                 if remaining is not None:
                     remaining -= outcome["trial"] is not None
                 fill()
@@ -304,6 +326,28 @@ def run_trials(
     fail_lost_trials(study, trials.run_id, None, "its Dask task ended without finishing it")
 
 
+def _after_a_loss(
+    study: optuna.Study, run_id: str, task: int, error: BaseException, resubmits: dict[int, int]
+) -> dict[str, Any] | None:
+    """What a trial task lost with its workers comes to: None to submit it again.
+
+    ``KilledWorker`` (Dask gave up after its workers kept dying): its trial is failed for
+    good rather than retry parameters that may be what kills the workers; it uses up its
+    trial, so such trials cannot go on forever. Cancelled (the objective died with every
+    worker holding it): submitted again, up to ``MAX_RESUBMITS`` times; the new task fails
+    the trial left RUNNING and enqueues its parameters again, as Dask's own re-run does.
+    """
+    from distributed.scheduler import KilledWorker
+
+    if not isinstance(error, KilledWorker):
+        resubmits[task] = resubmits.get(task, 0) + 1
+        if resubmits[task] <= MAX_RESUBMITS:
+            return None
+    reason = f"worker lost: {error}"
+    fail_lost_trials(study, run_id, task, reason, retry=False)
+    return {"trial": "failed with its workers", "lost": []}
+
+
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.time() >= deadline
 
@@ -311,17 +355,3 @@ def _past(deadline: float | None) -> bool:
 def _waiting_retries(study: optuna.Study, run_id: str) -> int:
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     return sum(trial.user_attrs.get(RUN_ATTR) == run_id for trial in waiting)
-
-
-def _is_cancelled(error: BaseException) -> bool:
-    """A task cancelled by Dask, e.g. because data it needed died with every holder."""
-    from distributed.client import FutureCancelledError
-
-    return isinstance(error, FutureCancelledError)
-
-
-def _is_lost_worker(error: BaseException) -> bool:
-    """Dask gave up on a task whose workers kept dying (``KilledWorker``)."""
-    from distributed.scheduler import KilledWorker
-
-    return isinstance(error, KilledWorker)
