@@ -60,7 +60,9 @@ class FoldEnsemble(BaseEstimator):
     estimators_ : list of fitted estimators
         The members whose predictions are averaged.
     classes_ : ndarray
-        Class labels (classification; the members' common ones).
+        Class labels (classification): every member's, sorted. A member that lacks a
+        class (a fold model whose training rows had none of a rare class) gives it
+        probability 0.
     n_features_in_ : int
 
     Notes
@@ -109,7 +111,7 @@ class FoldEnsemble(BaseEstimator):
         self.estimators_ = members
         first = members[0]
         if hasattr(first, "classes_"):
-            self.classes_ = first.classes_
+            self.classes_ = _union_of_classes([member.classes_ for member in members])
         if hasattr(first, "n_features_in_"):
             self.n_features_in_ = first.n_features_in_
         if hasattr(first, "feature_names_in_"):
@@ -149,7 +151,11 @@ class FoldEnsemble(BaseEstimator):
                 final_step(member)._proba_from_outputs(out)
                 for member, out in zip(self.estimators_, outputs, strict=True)
             )
-        return _mean(probas, len(self.estimators_))
+        aligned = (
+            _in_columns_of(self.classes_, member.classes_, proba)
+            for member, proba in zip(self.estimators_, probas, strict=True)
+        )
+        return _mean(aligned, len(self.estimators_))
 
     def predict(self, X: Any) -> np.ndarray:
         """Class of highest mean probability, or the mean prediction (regression)."""
@@ -384,5 +390,38 @@ def check_members(members: Sequence[Any]) -> None:
             raise ConfigurationError(f"member {index} is not a {kind.__name__} like member 0")
         for name in ("n_features_in_", "classes_"):
             a, b = getattr(first, name, None), getattr(member, name, None)
+            if name == "classes_" and _single_label(first) and _single_label(member):
+                continue  # fold models may lack a rare class: see _union_of_classes
             if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
                 raise ConfigurationError(f"member {index}'s {name} differs from member 0's")
+
+
+def _single_label(member: Any) -> bool:
+    """Whether ``member`` is a single-label classifier (one class per row)."""
+    final = final_step(member)
+    return hasattr(member, "classes_") and getattr(final, "_target_type", None) in (
+        "binary",
+        "multiclass",
+    )
+
+
+def _union_of_classes(classes: Sequence[np.ndarray]) -> np.ndarray:
+    """The ensemble's classes: every member's, sorted (as each member's own are).
+
+    Fold models of one study may know different classes — a class rarer than the folds is
+    missing from some training folds — and each gives probability 0 to a class it lacks.
+    """
+    first = classes[0]
+    if all(np.array_equal(first, other) for other in classes[1:]):
+        return first
+    return np.unique(np.concatenate(classes))
+
+
+def _in_columns_of(classes: np.ndarray, member_classes: np.ndarray, proba: Any) -> Any:
+    """``proba`` (columns ``member_classes``) in the columns ``classes`` (zeros elsewhere)."""
+    if np.array_equal(classes, member_classes):
+        return proba
+    proba = np.asarray(proba)
+    aligned = np.zeros((proba.shape[0], len(classes)), dtype=proba.dtype)
+    aligned[:, np.searchsorted(classes, member_classes)] = proba
+    return aligned

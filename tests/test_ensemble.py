@@ -78,8 +78,9 @@ def test_clone_and_fit_and_inconsistent_members(digits):
     assert cross_val_score(FoldEnsemble([_model(random_state=0)]), X, y, cv=2).shape == (2,)
     with pytest.raises(ConfigurationError, match="n_features_in_"):
         FoldEnsemble.from_fitted([_model().fit(X, y), _model().fit(X[:, :10], y)])
-    with pytest.raises(ConfigurationError, match="classes_"):
-        FoldEnsemble.from_fitted([_model().fit(X, y), _model().fit(X[y < 5], y[y < 5])])
+    # members that know fewer classes are welcome (a fold lacking a rare class)
+    fewer = FoldEnsemble.from_fitted([_model().fit(X, y), _model().fit(X[y < 5], y[y < 5])])
+    np.testing.assert_array_equal(fewer.classes_, np.unique(y))
 
 
 def test_regression_ensemble_is_the_mean_prediction(tmp_path):
@@ -113,3 +114,31 @@ def test_cli_refit_ensemble(tmp_path):
     assert isinstance(loaded, FoldEnsemble) and len(loaded.estimators_) == 3
     bad = CliRunner().invoke(app, [*args[:-4], "--refit", "folds", "--out", str(model)])
     assert bad.exit_code != 0 and "--refit" in bad.output
+
+
+def test_fold_models_that_lack_a_rare_class_are_averaged_over_every_class(digits):
+    """A class rarer than the folds is missing from some fold models: the ensemble knows
+    every member's classes, and a member gives probability 0 to a class it lacks."""
+    X, y = digits
+    small = dict(hidden_layer_sizes=8, max_epochs=3, random_state=0)
+    full = NNClassifier(**small).fit(X, y)
+    partial = NNClassifier(**small).fit(X[y != 9], y[y != 9])
+    ensemble = FoldEnsemble.from_fitted([full, partial])
+    np.testing.assert_array_equal(ensemble.classes_, np.arange(10))
+    expected = full.predict_proba(X).astype(np.float64)
+    expected[:, :9] += partial.predict_proba(X)
+    np.testing.assert_allclose(ensemble.predict_proba(X), expected / 2, rtol=1e-12)
+    np.testing.assert_allclose(ensemble.predict_proba(X).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_refit_ensemble_on_data_with_a_class_rarer_than_the_folds():
+    X, y = nncv.datasets.load("iris")
+    y = y.copy()
+    y[0] = 7  # one row: two of three fold models never see it
+    with pytest.warns(UserWarning, match="held-out rows have a class"):
+        result = nncv.tune(
+            X, y, space={"max_epochs": [3]}, n_trials=1, cv=3, random_state=0, refit="ensemble"
+        )
+    ensemble = result.best_estimator
+    np.testing.assert_array_equal(ensemble.classes_, [0, 1, 2, 7])
+    assert ensemble.predict_proba(X).shape == (150, 4)
