@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 from sklearn import config_context
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -31,7 +32,7 @@ from nncv._validation import check_training_data
 from nncv.cv.crossval import check_data
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import derive_seed, make_splits
-from nncv.exceptions import CVSetupError, DivergedError, SearchError
+from nncv.exceptions import BackendError, CVSetupError, DivergedError, SearchError
 from nncv.pipeline import default_estimator
 from nncv.search._arguments import check_sample_weight_values, check_search_arguments
 from nncv.search._components import (
@@ -50,7 +51,7 @@ from nncv.search._objective import FoldObjective, seeding_number
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
-from nncv.search._storage import retry_races
+from nncv.search._storage import _retry_callback, retry_races
 from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
 from nncv.search.space import SearchSpace
 
@@ -249,24 +250,51 @@ class Search:
             )
 
     def _run_workers(self, n_trials: int | None, timeout: float | None, n_existing: int) -> None:
-        from joblib import Parallel, delayed
+        """Run the trials in ``n_workers`` loky processes on the shared storage.
 
-        shares = _shares(n_trials, self.n_workers)
-        Parallel(n_jobs=len(shares), backend="loky")(
-            delayed(_worker)(
-                self.storage_spec,
-                self.study.study_name,
-                self.objective,
-                self.sampler,
-                self.pruner,
-                self.setup.seed,
-                n_existing,
-                worker,
-                share,
-                timeout,
-                optuna.logging.get_verbosity(),
-            )
-            for worker, share in enumerate(shares)
+        A worker process that dies (SIGKILL, out of memory) breaks the whole pool: the
+        trials the dead processes left RUNNING are failed (their parameters enqueued again,
+        as for a dead ``nncv worker``), and the trials still to run go to a fresh pool, at
+        most :data:`MAX_POOL_RESTARTS` times.
+        """
+        from joblib import Parallel, delayed
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for restart in range(MAX_POOL_RESTARTS + 1):
+            left = None if n_trials is None else n_trials - _finished_since(self.study, n_existing)
+            seconds = None if deadline is None else deadline - time.monotonic()
+            if (left is not None and left <= 0) or (seconds is not None and seconds <= 0):
+                return
+            shares = _shares(left, self.n_workers)
+            try:
+                Parallel(n_jobs=len(shares), backend="loky")(
+                    delayed(_worker)(
+                        self.storage_spec,
+                        self.study.study_name,
+                        self.objective,
+                        self.sampler,
+                        self.pruner,
+                        self.setup.seed,
+                        n_existing + restart * self.n_workers,
+                        worker,
+                        share,
+                        seconds,
+                        optuna.logging.get_verbosity(),
+                    )
+                    for worker, share in enumerate(shares)
+                )
+                return
+            except TerminatedWorkerError as error:
+                failed = _fail_trials_of_dead_processes(self.study)
+                logger.warning(
+                    "a worker process died (%s); trials %s failed, the rest go to fresh workers",
+                    str(error).splitlines()[0],
+                    failed,
+                )
+        raise BackendError(
+            f"worker processes died {MAX_POOL_RESTARTS + 1} times in one run; "
+            "the study keeps every trial that finished"
         )
 
     def _collect(self) -> None:
@@ -567,3 +595,60 @@ def _fit_as_in_the_trials(model: Any, X: Any, y: Any, fit_params: dict[str, Any]
     ):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y, **fit_params)
+
+
+#: Times :meth:`Search._run_workers` starts a fresh pool after a worker process died.
+MAX_POOL_RESTARTS = 3
+#: Seconds to wait for a broken pool's processes to be gone before failing their trials.
+DEAD_PROCESS_WAIT_S = 10.0
+
+
+def _finished_since(study: optuna.Study, n_existing: int) -> int:
+    """Trials numbered from ``n_existing`` on that finished (complete, pruned or failed)."""
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(t.number >= n_existing for t in study.get_trials(deepcopy=False, states=finished))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a process of another user
+        return True
+    return True
+
+
+def _fail_trials_of_dead_processes(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials signed by a process of this host that no longer exists.
+
+    Their parameters are enqueued again by the storage's retry callback, as for a trial
+    of a dead ``nncv worker`` found by its heartbeat. A broken loky pool takes a moment to
+    end its other processes: wait up to :data:`DEAD_PROCESS_WAIT_S` for them.
+    """
+    host = socket.gethostname()
+    mine = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        signed = str(trial.system_attrs.get("nncv_worker", ""))
+        name, _, pid = signed.rpartition(":")
+        if name == host and pid.isdigit() and int(pid) != os.getpid():
+            mine[trial.number] = (trial, int(pid))
+    deadline = time.monotonic() + DEAD_PROCESS_WAIT_S
+    while any(_process_alive(pid) for _, pid in mine.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    failed = []
+    storage = study._storage
+    for number, (trial, pid) in sorted(mine.items()):
+        if _process_alive(pid):
+            continue  # still running its trial: it will finish it
+        try:
+            storage.set_trial_user_attr(
+                trial._trial_id, "fail_reason", f"its worker process (pid {pid}) died"
+            )
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue
+        failed.append(number)
+        _retry_callback()(study, study._storage.get_trial(trial._trial_id))
+    return failed
