@@ -44,7 +44,7 @@ from nncv._dask import (
 from nncv.exceptions import BackendError, SearchError
 from nncv.search._components import make_sampler
 from nncv.search._run import _optimize
-from nncv.search._storage import MAX_RETRY, _retry_callback, make_storage
+from nncv.search._storage import fail_lost_trial, make_storage
 
 __all__ = ["DaskTrials", "fail_lost_trials", "run_trials"]
 
@@ -86,29 +86,17 @@ def fail_lost_trials(
     failed here (a trial that finished meanwhile, or that someone else failed first, is
     left alone); a trial already retried ``MAX_RETRY`` times is not enqueued again.
     """
-    storage = study._storage
     lost: dict[int, bool] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         if attrs.get(RUN_ATTR) != run_id or (task is not None and attrs.get(TASK_ATTR) != task):
             continue
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                continue
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        retried = fail_lost_trial(study, trial, reason, retry=retry)
+        if retried is None:
             continue  # it finished, or another process failed it, meanwhile
-        retried = retry and not _retries_used_up(trial)
         lost[trial.number] = retried
-        if retried:  # as for a dead worker's trial found by its heartbeat (nncv.search._storage)
-            _retry_callback()(study, trial)
         logger.warning("trial %d failed: %s%s", trial.number, reason, retried * "; params enqueued")
     return lost
-
-
-def _retries_used_up(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether the retry callback would not enqueue ``trial`` again (``MAX_RETRY`` reached)."""
-    return len(trial.system_attrs.get("retry_history", [])) >= MAX_RETRY
 
 
 def _worker_address() -> str:

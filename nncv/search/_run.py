@@ -51,7 +51,7 @@ from nncv.search._objective import FoldObjective, seeding_number
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
-from nncv.search._storage import _retry_callback, retry_races
+from nncv.search._storage import fail_lost_trial, retry_races
 from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
 from nncv.search.space import SearchSpace
 
@@ -637,18 +637,9 @@ def _fail_trials_of_dead_processes(study: optuna.Study) -> list[int]:
     while any(_process_alive(pid) for _, pid in mine.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     failed = []
-    storage = study._storage
     for number, (trial, pid) in sorted(mine.items()):
         if _process_alive(pid):
             continue  # still running its trial: it will finish it
-        try:
-            storage.set_trial_user_attr(
-                trial._trial_id, "fail_reason", f"its worker process (pid {pid}) died"
-            )
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                continue
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-            continue
-        failed.append(number)
-        _retry_callback()(study, study._storage.get_trial(trial._trial_id))
+        if fail_lost_trial(study, trial, f"its worker process (pid {pid}) died") is not None:
+            failed.append(number)
     return failed

@@ -108,6 +108,30 @@ def _retry_callback() -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None
         return retry(max_retry=MAX_RETRY)
 
 
+def fail_lost_trial(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str, *, retry: bool = True
+) -> bool | None:
+    """Fail a RUNNING ``trial`` whose process is gone, with the user attribute
+    ``fail_reason``, and enqueue its parameters again as for a trial failed by its heartbeat
+    (Optuna's retry callback: system attributes ``failed_trial`` and ``retry_history``, at
+    most ``MAX_RETRY`` times) unless ``retry`` is False.
+
+    Returns None when the trial finished, or another process failed it, meanwhile (nothing
+    is done); otherwise whether its parameters were enqueued again.
+    """
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        if not storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
+            return None
+    except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        return None
+    retried = retry and len(trial.system_attrs.get("retry_history", [])) < MAX_RETRY
+    if retried:
+        _retry_callback()(study, trial)
+    return retried
+
+
 def is_race(error: BaseException) -> bool:
     """Whether ``error`` is one a concurrent creation of the same storage or study raises."""
     if isinstance(error, optuna.exceptions.DuplicatedStudyError):

@@ -90,14 +90,10 @@ def _hash_array(digest: Any, name: str, values: Any) -> None:
         matrix.sum_duplicates()
         matrix.sort_indices()
         digest.update(f"<sparse>{matrix.shape}".encode())
-        for part in ("data", "indices", "indptr"):
-            _hash_array(
-                digest,
-                part,
-                getattr(matrix, part).astype(np.int64, copy=False)
-                if part != "data"
-                else matrix.data,
-            )
+        _hash_array(digest, "data", matrix.data)
+        # index arrays as int64: int32 and int64 indices of one matrix hash alike
+        _hash_array(digest, "indices", matrix.indices.astype(np.int64, copy=False))
+        _hash_array(digest, "indptr", matrix.indptr.astype(np.int64, copy=False))
         return
     array = np.asarray(values)
     if array.dtype == object:
