@@ -1032,11 +1032,11 @@ class NNClassifier(ClassifierMixin, _BaseNN):
             encoded = _one_hot(y, self.classes_, self.dtype)
             if encoded is not None:
                 return encoded
-            unknown = np.setdiff1d(np.unique(y), self.classes_)
-            if unknown.size:
+            known = self._known_label_rows(y)
+            if known is not None:
                 raise ValueError(
-                    f"y contains labels not seen in the first fit: {unknown.tolist()}; "
-                    f"known classes are {self.classes_.tolist()}"
+                    f"y contains labels not seen in the first fit: "
+                    f"{np.unique(y[~known]).tolist()}; known classes are {self.classes_.tolist()}"
                 )
         return self._binarizer().transform(y).astype(self.dtype, copy=False)
 
