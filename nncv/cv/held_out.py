@@ -79,12 +79,17 @@ class _NetworkEvaluator:
 
     def __init__(self, net: Any, held_out: HeldOut) -> None:
         self.net = net
+        self._encoded: np.ndarray | None = None
+        self._kept: list[Any] = []
+        self._use(held_out)
+
+    def _use(self, held_out: HeldOut) -> None:
+        """Evaluate on ``held_out``'s rows (their weights, blocks read afresh)."""
         self.held_out = held_out
         self.weights = None
         if held_out.sample_weight is not None:
             self.weights = np.asarray(held_out.sample_weight, dtype=np.float64)
-        self._encoded: np.ndarray | None = None
-        self._kept: list[Any] = []
+        self._kept.clear()
         self._keep = len(held_out.rows) <= _rowwise.BLOCK_ROWS
 
     def _inputs(self) -> Iterator[Any]:
@@ -126,16 +131,15 @@ class _NetworkEvaluator:
             stacklevel=2,
         )
         held_out = self.held_out
-        self.held_out = replace(
-            held_out,
-            rows=held_out.rows[known],
-            y=np.asarray(held_out.y)[known],
-            sample_weight=None if held_out.sample_weight is None else held_out.sample_weight[known],
+        weights = held_out.sample_weight
+        self._use(
+            replace(
+                held_out,
+                rows=held_out.rows[known],
+                y=np.asarray(held_out.y)[known],
+                sample_weight=None if weights is None else np.asarray(weights)[known],
+            )
         )
-        if self.weights is not None:
-            self.weights = self.weights[known]
-        self._kept.clear()
-        self._keep = len(self.held_out.rows) <= _rowwise.BLOCK_ROWS
 
     def stackable_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """``(inputs, targets, weights)`` when the held-out rows are kept as one dense block
