@@ -1,24 +1,29 @@
-"""Time to GridSearchCV's best score: ``nncv.tune`` (lockstep pruning) vs a 27-point grid.
+"""A 27-trial pruned ``nncv.tune`` study vs ``GridSearchCV`` over 27 points: time and score.
 
 In the same run, on the same 5 stratified folds of scikit-learn's digits, with BLAS pinned
 to one thread and the same standard-scaled ``NNClassifier`` (``--epochs`` epochs, batch 32):
 
-1. ``GridSearchCV`` over learning_rate × l2 × hidden size (3 × 3 × 3 = 27 points);
+1. ``GridSearchCV`` over learning_rate × l2 × hidden size (3 × 3 × 3 = 27 points), once;
 2. ``nncv.tune`` over the same ranges (log-uniform between the grid's ends) with the median
-   pruner, for the same 27 trials and, if it has not matched the grid by then, up to
-   ``--max-trials``; ``tune_seconds_to_grid_best`` is the time from the start of the study
-   to the end of the first trial that brings the study's best mean CV accuracy within
-   0.002 of ``grid_best``; ``ratio`` = that / ``grid_seconds`` (target ≤ 0.3);
+   pruner, for the same 27 trials, once per study seed ``0 .. --seeds - 1``: which points
+   TPE draws, and so how many wide (slow) networks a study trains and how many trials the
+   pruner stops, depends on the seed, so one seed is one draw of the figure. Per seed:
+   ``study27_over_grid`` = the 27-trial study's time / the grid's (issue 18: must ≤ 0.45,
+   aim ≤ 0.30) and its best mean CV accuracy (within 0.002 of the grid's); then, if it has
+   not matched the grid, the study goes on to ``--max-trials``, and
+   ``seconds_to_grid_best`` is the time from its start to the end of the first trial that
+   brings its best within 0.002 of ``grid_best`` (``to_grid_best_over_grid`` = that / the
+   grid's time). The headline figures are the medians over the seeds;
 3. optuna-integration's ``OptunaSearchCV`` on the same ranges and the same 27-trial budget
-   (no pruning: a Pipeline has no ``partial_fit``), when that package is installed.
+   (no pruning: a Pipeline has no ``partial_fit``), seed 0, when that package is installed.
 
-Prints one JSON line. ``null`` where a figure does not exist (tune never matched the grid;
+Prints one JSON line. ``null`` where a figure does not exist (a study never matched the grid;
 OptunaSearchCV not installed).
 
 Usage::
 
-    python benchmarks/search_vs_grid.py                # about 5 minutes on one core
-    python benchmarks/search_vs_grid.py --epochs 10    # quick try
+    python benchmarks/search_vs_grid.py                # about 2 minutes on one core
+    python benchmarks/search_vs_grid.py --seeds 1 --epochs 10    # quick try
 """
 
 from __future__ import annotations
@@ -148,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="epochs per fit (default 30)")
     parser.add_argument("--max-trials", type=int, default=81, help="tune's trial cap")
-    parser.add_argument("--seed", type=int, default=0, help="seed of both Optuna searches")
+    parser.add_argument("--seeds", type=int, default=5, help="study seeds 0 .. N-1 (default 5)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     X, y = nncv.datasets.load("digits")
@@ -157,20 +162,44 @@ def main() -> None:
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         grid_best, grid_seconds = run_grid(X, y, splits, args.epochs)
-        tuned = run_tune(X, y, splits, args.epochs, grid_best, args.max_trials, args.seed)
-        other = run_optuna_search_cv(X, y, splits, args.epochs, n_grid, args.seed)
-    reached = tuned["tune_seconds_to_grid_best"]
+        studies = [
+            run_tune(X, y, splits, args.epochs, grid_best, args.max_trials, seed)
+            for seed in range(args.seeds)
+        ]
+        other = run_optuna_search_cv(X, y, splits, args.epochs, n_grid, 0)
+    study27 = [study["tune_seconds_27_trials"] / grid_seconds for study in studies]
+    reached = [study["tune_seconds_to_grid_best"] for study in studies]
+    to_best = [None if r is None else r / grid_seconds for r in reached]
+    best_27 = [study["tune_best_27_trials"] for study in studies]
     line = {
+        "study27_over_grid": round(float(np.median(study27)), 3),
+        "to_grid_best_over_grid": (
+            None if None in to_best else round(float(np.median(to_best)), 3)
+        ),
         "grid_best": grid_best,
-        "grid_seconds": grid_seconds,
-        "tune_seconds_to_grid_best": reached,
-        "ratio": None if reached is None else reached / grid_seconds,
-        **{k: v for k, v in tuned.items() if k != "tune_seconds_to_grid_best"},
+        "grid_seconds": round(grid_seconds, 2),
+        "best_27_within_tolerance": sum(b >= grid_best - TOLERANCE for b in best_27),
+        "per_seed": {
+            "study27_over_grid": [round(r, 3) for r in study27],
+            "to_grid_best_over_grid": [None if r is None else round(r, 3) for r in to_best],
+            **{
+                key: [study[key] for study in studies]
+                for key in (
+                    "tune_best_27_trials",
+                    "tune_seconds_27_trials",
+                    "tune_trials_to_grid_best",
+                    "tune_pruned",
+                    "tune_trials_run",
+                    "tune_best",
+                )
+            },
+        },
         **other,
         "epochs": args.epochs,
-        "seed": args.seed,
+        "seeds": args.seeds,
         "folds": 5,
         "grid_points": n_grid,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
     }
     print(json.dumps(line))
 

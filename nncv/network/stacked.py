@@ -73,7 +73,8 @@ class _StackedDense:
         self._sparse_inputs = isinstance(inputs, list)
         self._stacked_inputs = augmented is not None and not self._sparse_inputs
         if self._stacked_inputs:
-            np.copyto(augmented[..., :-1], inputs, casting="unsafe")
+            if augmented is not inputs:  # else the caller's rows already end in a 1
+                np.copyto(augmented[..., :-1], inputs, casting="unsafe")
             self.inputs = augmented
             return np.matmul(augmented, self.stacked, out=out)
         self.inputs = inputs
@@ -173,7 +174,7 @@ class StackedNetwork:
             (self.n_stack, template.running_statistics.size), self.dtype
         )
         self._scratch = np.empty_like(self.parameters)
-        self._l1, self._l2 = template._l1, template._l2
+        self._l1, self._twice_l2 = template._l1, template._twice_l2
         self._layers: list[tuple[str, Any]] = []
         offset = 0
         # gamma and beta follow every Dense layer's parameters, as in Network.parameters
@@ -258,6 +259,7 @@ class StackedNetwork:
         rngs: Sequence[np.random.Generator] | None = None,
         row_scale=None,
         activate_output: bool = True,
+        augmented: bool = False,
     ) -> np.ndarray:
         """Output activations ``[n_stack, n_rows, n_outputs]`` (a view the next call reuses).
 
@@ -269,12 +271,23 @@ class StackedNetwork:
         ``w / sum(w)`` per network), and updates its row of :attr:`running_statistics`;
         otherwise it uses the running statistics. With ``activate_output=False`` the
         output layer's pre-activations (logits) are returned, for the caller to apply
-        ``loss.output`` network by network.
+        ``loss.output`` network by network. With ``augmented=True`` (only when
+        :attr:`augments_inputs`), ``inputs`` is ``[n_stack, n_rows, n_inputs + 1]`` whose
+        last column is all ones: the first layer's product takes it as it is, instead of
+        copying the rows beside a column of ones itself.
         """
         n_rows = inputs[0].shape[0] if isinstance(inputs, list) else inputs.shape[1]
-        *plan, augmented = self._plan(n_rows)
+        *plan, ones_column = self._plan(n_rows)
         if isinstance(inputs, list):
-            augmented = None
+            ones_column = None
+        elif augmented:
+            if not self._augment or inputs.shape[2] != self.template.n_inputs + 1:
+                raise ConfigurationError(
+                    f"augmented inputs must be [n_stack, n_rows, {self.template.n_inputs + 1}]"
+                    " for a stack whose first layer folds its bias into the product"
+                )
+            ones_column = inputs
+        augmented = ones_column
         self._dropout_active = training
         values = inputs
         for kind, layer, buffer, extra in plan:
@@ -324,11 +337,23 @@ class StackedNetwork:
     def add_regularisation_gradient(self) -> None:
         """:meth:`Network.add_regularisation_gradient` for every network at once."""
         add_regularisation_gradient(
-            self.parameters, self.gradients, self._scratch, self._l1, self._l2
+            self.parameters, self.gradients, self._scratch, self._l1, self._twice_l2
         )
 
+    @property
+    def augments_inputs(self) -> bool:
+        """Whether the first layer folds its bias into its product (a column of ones beside
+        the inputs): then :meth:`forward` and :meth:`compute_gradients` take inputs that
+        already end in that column (``augmented=True``) without copying them."""
+        return self._augment
+
     def compute_gradients(
-        self, inputs, targets: np.ndarray, scale, rngs: Sequence[np.random.Generator] | None
+        self,
+        inputs,
+        targets: np.ndarray,
+        scale,
+        rngs: Sequence[np.random.Generator] | None,
+        augmented: bool = False,
     ) -> np.ndarray:
         """Forward, loss and backward for one batch per network; the per-sample data losses
         as ``[n_stack, n_rows]``.
@@ -336,9 +361,11 @@ class StackedNetwork:
         ``targets`` is ``[n_stack, n_rows, n_outputs]``; ``scale`` is ``1 / n_rows`` (a float) or
         ``[n_stack, n_rows, 1]`` of ``w / sum(w)`` per network (as in
         :meth:`Network.compute_gradients`); it weights each network's batch-norm statistics
-        as it weights its loss.
+        as it weights its loss. ``augmented``: as in :meth:`forward`.
         """
-        outputs = self.forward(inputs, training=True, rngs=rngs, row_scale=scale)
+        outputs = self.forward(
+            inputs, training=True, rngs=rngs, row_scale=scale, augmented=augmented
+        )
         n_stack, n_rows, n_outputs = outputs.shape
         flat_outputs = outputs.reshape(-1, n_outputs)
         flat_targets = targets.reshape(-1, n_outputs)

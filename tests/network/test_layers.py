@@ -248,3 +248,18 @@ def test_softmax_rows_sum_to_one_without_overflow(n_classes, n_rows):
         probabilities = LOSSES["softmax_cross_entropy"].output(logits.copy())
     np.testing.assert_allclose(probabilities, expected, rtol=1e-13)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-13)
+
+
+@pytest.mark.parametrize("n_columns", [1, 2, 3, 10, 64])
+@pytest.mark.parametrize("n_rows", [0, 1, 32, 160])
+def test_softmax_row_max_is_numpys_row_max(n_rows, n_columns):
+    from nncv.network.losses import _row_max
+
+    z = np.random.default_rng(n_rows + n_columns).normal(size=(n_rows, n_columns))
+    if n_rows > 1:
+        z[0, -1], z[1, 0] = np.nan, -np.inf  # NaN propagates, as in NumPy's maximum
+    for dtype in (np.float32, np.float64):
+        values = z.astype(dtype)
+        expected = values.max(axis=1) if n_rows else np.empty(0, dtype)
+        found = _row_max(values)
+        assert found.dtype == dtype and np.array_equal(found, expected, equal_nan=True)

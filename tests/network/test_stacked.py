@@ -359,6 +359,37 @@ def test_stacked_network_forward_equals_each_network_forward():
         assert np.array_equal(outputs[row], network.predict(inputs[row]))
 
 
+@pytest.mark.parametrize("hidden", [(12,), (2,)], ids=["bias_in_product", "bias_added"])
+def test_first_layer_with_or_without_the_bias_in_its_product_matches(hidden):
+    # 6 inputs -> 12 units: the stack gathers rows beside a column of ones for the product;
+    # 6 -> 2: more than twice as wide, the rows are gathered plain and the bias added.
+    X, Y = _data()
+    folds = _fold_data(X, Y, inputs="indexed")
+    assert StackedNetwork(_trainer(0, hidden=hidden).network, 2).augments_inputs == (
+        hidden == (12,)
+    )
+    alone = _alone(folds, 3, hidden=hidden)
+    stacked, _, _ = _stacked(folds, 3, hidden=hidden)
+    _assert_same(alone, stacked)
+
+
+def test_stacked_forward_takes_inputs_that_already_end_in_ones():
+    network = Network(N_FEATURES, [9], 4, dtype=np.float64)
+    network.initialize(np.random.default_rng(0))
+    stack = StackedNetwork(network, 2)
+    stack.parameters[:] = network.parameters
+    inputs = np.random.default_rng(1).normal(size=(2, 5, N_FEATURES))
+    plain = stack.forward(inputs).copy()
+    augmented = np.concatenate([inputs, np.ones((2, 5, 1))], axis=2)
+    assert np.array_equal(stack.forward(augmented, augmented=True), plain)
+    with pytest.raises(ConfigurationError, match=rf"\[n_stack, n_rows, {N_FEATURES + 1}\]"):
+        stack.forward(inputs, augmented=True)
+    wide = StackedNetwork(Network(N_FEATURES, [2], 4), 2)  # adds its bias: takes no ones
+    assert not wide.augments_inputs
+    with pytest.raises(ConfigurationError, match="folds its bias"):
+        wide.forward(augmented.astype(np.float32), augmented=True)
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("n_inputs", [N_FEATURES, 40])  # bias folded into the product, or not
 def test_stacked_predict_equals_each_network_predict(monkeypatch, sparse, n_inputs):
