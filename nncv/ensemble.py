@@ -162,10 +162,17 @@ class FoldEnsemble(BaseEstimator):
         check_is_fitted(self, "estimators_")
         if hasattr(self, "classes_") and hasattr(self.estimators_[0], "predict_proba"):
             proba = self.predict_proba(X)
-            if getattr(self.classes_, "ndim", 1) == 1 and proba.ndim == 2:
-                if np.ndim(self.classes_) == 1 and len(self.classes_) == proba.shape[1]:
-                    return self.classes_[np.argmax(proba, axis=1)]
-            return (proba >= 0.5).astype(int)  # multilabel: one probability per label
+            target_type = getattr(final_step(self.estimators_[0]), "_target_type", None)
+            one_column_per_class = (
+                np.ndim(self.classes_) == 1
+                and proba.ndim == 2
+                and len(self.classes_) == proba.shape[1]
+            )
+            if target_type == "multilabel-indicator" or not one_column_per_class:
+                # one probability per label (whose classes_ are 0..n_labels-1): a 0/1
+                # matrix, as each member's own predict gives it
+                return (proba > 0.5).astype(np.int64)
+            return self.classes_[np.argmax(proba, axis=1)]
         outputs = stacked_outputs(self.estimators_, X, self._stacks())
         if outputs is None:
             predictions = (member.predict(X) for member in self.estimators_)

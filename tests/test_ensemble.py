@@ -142,3 +142,23 @@ def test_refit_ensemble_on_data_with_a_class_rarer_than_the_folds():
     ensemble = result.best_estimator
     np.testing.assert_array_equal(ensemble.classes_, [0, 1, 2, 7])
     assert ensemble.predict_proba(X).shape == (150, 4)
+
+
+@pytest.mark.parametrize("kind", ["fold", "seed"])
+def test_multilabel_ensemble_predicts_a_label_matrix(kind):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 5))
+    Y = (X[:, :3] + 0.5 * rng.normal(size=(90, 3)) > 0).astype(int)
+    net = NNClassifier(8, max_epochs=5, random_state=0)
+    if kind == "fold":
+        ensemble = FoldEnsemble([clone(net).set_params(random_state=s) for s in range(3)])
+    else:
+        ensemble = nncv.SeedEnsemble.from_estimator(net, 3, random_state=0)
+    ensemble.fit(X, Y)
+    predicted = ensemble.predict(X)
+    assert predicted.shape == Y.shape and set(np.unique(predicted)) <= {0, 1}
+    proba = np.mean([member.predict_proba(X) for member in ensemble.estimators_], axis=0)
+    np.testing.assert_array_equal(predicted, (proba > 0.5).astype(int))
+    assert ensemble.score(X, Y) == pytest.approx(np.mean((predicted == Y).all(axis=1)))
+    single = FoldEnsemble([net]).fit(X, Y)  # one member: its own predictions
+    np.testing.assert_array_equal(single.predict(X), single.estimators_[0].predict(X))
