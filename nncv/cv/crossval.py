@@ -306,6 +306,7 @@ def cross_validate(
     if not hasattr(estimator, "fit"):
         raise CVSetupError(f"estimator must have a fit method, got {type(estimator).__name__}")
     check_error_score(error_score)
+    check_stack_folds(stack_folds)
     check_backend(backend)
     check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
     X, y, groups = check_data(X, y, groups)
@@ -416,6 +417,12 @@ def _fit_fold_limited(*, caller_pid: int, **kwargs: Any) -> Any:
         return fit_fold(**kwargs, limit_blas=False)
     with one_blas_thread():
         return fit_fold(**kwargs, limit_blas=False)
+
+
+def check_stack_folds(stack_folds: Any, error: type[Exception] = CVSetupError) -> None:
+    """``stack_folds`` is True or False (NumPy's bool too), else ``error`` naming it."""
+    if not isinstance(stack_folds, (bool, np.bool_)):
+        raise error(f"stack_folds must be True or False, got {stack_folds!r}")
 
 
 def check_error_score(error_score: Any) -> None:

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from nncv._dask import BackendSpec, dask_client, wants_dask
 from nncv._validation import check_training_data
-from nncv.cv.crossval import check_data
+from nncv.cv.crossval import check_data, check_stack_folds
 from nncv.cv.scoring import build_scorers
 from nncv.cv.splits import derive_seed, make_splits
 from nncv.exceptions import BackendError, CVSetupError, DivergedError, SearchError
@@ -444,6 +444,7 @@ def prepare(
     study_name, n_workers = settings.study_name, settings.n_workers
     random_state, backend = settings.random_state, settings.backend
     check_ensemble_size(settings.ensemble_size)
+    check_stack_folds(settings.stack_folds, SearchError)
     check_search_arguments(
         n_workers=n_workers,
         random_state=random_state,

@@ -48,6 +48,8 @@ SPACE = SearchSpace(learning_rate=Float(1e-3, 1e-2, log=True))
         ({"sampler": "tpee"}, "unknown sampler 'tpee'"),
         ({"refit": "yes"}, "refit must be True, False, 'ensemble' or 'seed_ensemble'"),
         ({"ensemble_size": 0}, "ensemble_size must be an int of at least 1, got 0"),
+        ({"stack_folds": "yes"}, "stack_folds must be True or False, got 'yes'"),
+        ({"stack_folds": 1}, "stack_folds must be True or False, got 1"),
     ],
 )
 def test_tune_arguments_refused_by_name_before_any_storage(arguments, message, iris, tmp_path):
@@ -175,3 +177,15 @@ def test_bad_sample_weight_refused_before_the_study(weights, message, iris, tmp_
     with pytest.raises(SearchError, match=message):
         search.fit(X, y, net__sample_weight=weights)
     assert not storage.exists()
+
+
+@pytest.mark.parametrize("stack_folds", ["no", 0, None])
+def test_cross_validate_and_searchcv_refuse_a_stack_folds_that_is_not_a_bool(stack_folds, iris):
+    X, y = iris
+    with pytest.raises(CVSetupError, match="stack_folds must be True or False"):
+        cross_validate(small_classifier(max_epochs=1), X, y, cv=2, stack_folds=stack_folds)
+    search = NNSearchCV(small_classifier(), SPACE, n_trials=1, cv=2, stack_folds=stack_folds)
+    with pytest.raises(SearchError, match="stack_folds must be True or False"):
+        search.fit(X, y)
+    # NumPy's bools are bools
+    cross_validate(small_classifier(max_epochs=1), X, y, cv=2, stack_folds=np.False_)
