@@ -95,11 +95,12 @@ def test_set_option_reaches_the_network_and_refuses_a_bare_name(capsys):
         from digits import SCRIPT
     finally:
         sys.path.remove(str(ROOT / "studies"))
-    args = parse(SCRIPT, ["--set", "batch_norm=true", "--set", "patience=20", "--set", "x=a"])
-    assert args.network_params == {"batch_norm": True, "patience": 20, "x": "a"}
+    assert _estimator(SCRIPT, parse(SCRIPT, []))[-1].batch_norm is True  # the script's default
+    args = parse(SCRIPT, ["--set", "batch_norm=false", "--set", "patience=20", "--set", "x=a"])
+    assert args.network_params == {"batch_norm": False, "patience": 20, "x": "a"}
     del args.network_params["x"]
     network = _estimator(SCRIPT, args)[-1]
-    assert network.batch_norm is True and network.patience == 20
+    assert network.batch_norm is False and network.patience == 20
     with pytest.raises(SystemExit):
         parse(SCRIPT, ["--set", "batch_norm"])
     assert "--set takes NAME=VALUE" in capsys.readouterr().err
