@@ -1,9 +1,9 @@
 """Speed of a 5-fold cross-validation: stacked folds vs folds one after another vs sklearn.
 
-In one invocation, BLAS held to one thread (threadpoolctl), ``--repeats`` paired runs (each
-repeat runs every contender once, in turn; a ratio is the median over the repeats of that
-repeat's ratio, so that load drifting between repeats hits both sides of a ratio alike),
-on scikit-learn's digits,
+In one invocation, BLAS held to one thread (threadpoolctl), ``--repeats`` paired runs
+(each repeat runs every contender once, in a shuffled order; a ratio is the median over
+the repeats of that repeat's ratio, so that load drifting between repeats hits both sides
+of a ratio alike), on scikit-learn's digits,
 standard-scaled, one hidden layer of 64 units, batch 32, ``--epochs`` epochs, the same 5
 stratified folds, ``n_jobs=1``:
 
@@ -115,9 +115,10 @@ def main() -> None:
     with threadpool_limits(limits=1):
         for run in contenders.values():  # warm-up: imports, first-call caches
             run()
+        order = np.random.default_rng(0)
         for _ in range(args.repeats):
-            for name, run in contenders.items():
-                wall_seconds, cpu_seconds = _timed(run)
+            for name in order.permutation(list(contenders)):  # no contender always after another
+                wall_seconds, cpu_seconds = _timed(contenders[name])
                 wall[name].append(wall_seconds)
                 cpu[name].append(cpu_seconds)
     print(

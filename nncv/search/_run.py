@@ -25,8 +25,8 @@ from sklearn import config_context
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_consistent_length
-from threadpoolctl import threadpool_limits
 
+from nncv._blas import one_blas_thread
 from nncv._dask import BackendSpec, dask_client, wants_dask
 from nncv._validation import check_training_data
 from nncv.cv.crossval import check_data, check_stack_folds
@@ -130,7 +130,7 @@ def _optimize(
     """
     started = [0]
     deadline = None if timeout is None else time.monotonic() + timeout
-    with threadpool_limits(limits=1), warnings.catch_warnings():
+    with one_blas_thread(user_api=None), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         # Optuna fails the trials of dead workers (heartbeat) before each trial starts.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -369,7 +369,7 @@ class Search:
         from nncv.ensemble import FoldEnsemble
 
         group = self.objective._group(seeding_number(best), dict(best_params))
-        with threadpool_limits(limits=1), warnings.catch_warnings():
+        with one_blas_thread(user_api=None), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             group.drain()
         return FoldEnsemble.from_fitted([fold.estimator for fold in group.folds])
@@ -590,7 +590,7 @@ def _fit_as_in_the_trials(model: Any, X: Any, y: Any, fit_params: dict[str, Any]
     with the thread count); without metadata routing (the names are ``<step>__<param>``
     already) and without convergence warnings."""
     with (
-        threadpool_limits(limits=1),
+        one_blas_thread(user_api=None),
         warnings.catch_warnings(),
         config_context(enable_metadata_routing=False),
     ):
