@@ -126,10 +126,14 @@ class MeanSquaredError(Loss):
 
 
 def mean_loss(per_sample: np.ndarray, sample_weight: np.ndarray | None) -> float:
-    """Mean of per-sample losses, weighted by ``sample_weight`` when given."""
+    """Mean of per-sample losses, weighted by ``sample_weight`` when given (NaN when those
+    weights sum to zero)."""
     if sample_weight is None:
         return float(per_sample.mean(dtype=np.float64))
-    return float(np.dot(per_sample, sample_weight) / sample_weight.sum(dtype=np.float64))
+    total = sample_weight.sum(dtype=np.float64)
+    if not total != 0:  # every row weighs nothing: no loss to report
+        return float("nan")
+    return float(np.dot(per_sample, sample_weight) / total)
 
 
 LOSSES: dict[str, Loss] = {

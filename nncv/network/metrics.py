@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy", "r2"]
+__all__ = ["accuracy", "r2", "weighted_mean"]
+
+
+def weighted_mean(values: np.ndarray, sample_weight: np.ndarray | None) -> float:
+    """``np.average(values, weights=sample_weight)``, NaN where the weights sum to zero (held-out
+    rows that all weigh nothing have no score; NumPy would raise ZeroDivisionError)."""
+    if sample_weight is not None and not np.sum(sample_weight, dtype=np.float64) != 0:
+        return float("nan")
+    return float(np.average(values, weights=sample_weight))
 
 
 def accuracy(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
@@ -17,12 +25,14 @@ def accuracy(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = No
         correct = p.argmax(axis=1) == y.argmax(axis=1)
     else:
         correct = np.all((p > 0.5) == (y > 0.5), axis=1)
-    return float(np.average(correct, weights=sample_weight))
+    return weighted_mean(correct, sample_weight)
 
 
 def r2(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """Coefficient of determination, uniformly averaged over outputs (scikit-learn's default)."""
     weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    if not weights.sum() != 0:  # no rows weigh anything: no score (as weighted_mean)
+        return float("nan")
     weights = weights[:, None]
     y = y.astype(np.float64, copy=False)
     residual = (weights * (y - p) ** 2).sum(axis=0)

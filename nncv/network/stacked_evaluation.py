@@ -169,7 +169,7 @@ class StackedEvaluator:
                 weights = self.weights[fold]
                 loss = mean_loss(losses[position], weights)
                 if correct is not None:  # metrics.accuracy, its comparisons stacked
-                    score = float(np.average(correct[position], weights=weights))
+                    score = metrics.weighted_mean(correct[position], weights)
                 elif self.score is not None:
                     score = self.score(outputs[position], targets[position], weights)
                 else:

@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_digits, make_regression
 from sklearn.exceptions import FitFailedWarning
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -243,3 +243,29 @@ def test_stacked_held_out_scores_equal_the_per_fold_ones(dtype, monkeypatch):
         pd.testing.assert_frame_equal(
             pd.DataFrame(a.records), pd.DataFrame(b.records), rtol=1e-9 if dtype == F64 else 1e-5
         )
+
+
+def test_a_fold_whose_held_out_rows_all_weigh_nothing_fails_alone_both_ways():
+    # The stacked held-out scoring raised NumPy's ZeroDivisionError out of the whole
+    # cross_validate; now that fold fails (its scorer cannot weigh zero rows) and the
+    # others are scored, as folds one after another do.
+    X, y = _digits(150)
+    weights = np.r_[np.zeros(50), np.ones(100)]
+    model = make_pipeline(StandardScaler(), NNClassifier(8, max_epochs=2, dtype=F64))
+    with pytest.warns(FitFailedWarning, match="fold 0 failed"):
+        stacked, alone = _both(model, X, y, cv=KFold(3), sample_weight=weights, random_state=0)
+    for result in (stacked, alone):
+        assert np.isnan(result.scores["score"][0])
+        assert np.isfinite(result.scores["score"][1:]).all()
+    np.testing.assert_allclose(stacked.scores["score"], alone.scores["score"], rtol=1e-9)
+    pd.testing.assert_frame_equal(stacked.curves, alone.curves, rtol=1e-9, atol=0)
+
+
+def test_network_metrics_of_rows_that_weigh_nothing_are_nan():
+    from nncv.network import metrics
+    from nncv.network.losses import mean_loss
+
+    p, y, zero = np.array([[0.9, 0.1], [0.2, 0.8]]), np.eye(2), np.zeros(2)
+    assert np.isnan(metrics.accuracy(p, y, zero)) and np.isnan(metrics.r2(p, y, zero))
+    assert np.isnan(mean_loss(np.array([0.1, 0.2]), zero))
+    assert metrics.accuracy(p, y, np.array([0.0, 1.0])) == 1.0
