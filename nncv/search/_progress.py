@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import optuna
 
+from nncv.search._study import FRESH_STUDY_NAME
+
 __all__ = [
     "StudyProgress",
     "optuna_verbosity",
@@ -206,7 +208,8 @@ class StudyProgress:
 
     def _name(self) -> str:
         name = self.study.study_name
-        return "trials" if name.startswith("no-name-") else f"study {name}"
+        unnamed = name.startswith("no-name-") or name == FRESH_STUDY_NAME
+        return "trials" if unnamed else f"study {name}"
 
     def _postfix(self) -> str:
         parts = [f"pruned={self.counts['pruned']}", f"failed={self.counts['failed']}"]

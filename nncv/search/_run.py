@@ -52,7 +52,13 @@ from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
 from nncv.search._storage import fail_lost_trial, retry_races
-from nncv.search._study import StudySetup, fingerprint_data, open_study, split_seed
+from nncv.search._study import (
+    FRESH_STUDY_NAME,
+    StudySetup,
+    fingerprint_data,
+    open_study,
+    split_seed,
+)
 from nncv.search.space import SearchSpace
 
 __all__ = ["Search", "choose_metric", "prepare"]
@@ -493,6 +499,11 @@ def prepare(
             "URL, so that each worker process can open it"
         )
     storage_obj = make_storage(storage_spec)
+    if storage is None and study_name is None:
+        # A fresh storage holds only this study, so a fixed name still makes a fresh study,
+        # and the pruners that hash the name (Hyperband's brackets) prune the same trials
+        # on every run with this random_state, as Optuna advises.
+        study_name = FRESH_STUDY_NAME
     if shared and isinstance(storage_obj, optuna.storages.InMemoryStorage):
         raise SearchError("n_workers > 1 needs a storage the worker processes can share")
 

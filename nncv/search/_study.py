@@ -35,6 +35,7 @@ from nncv.search._storage import retry_races, set_study_attr_once
 from nncv.search.space import SearchSpace
 
 __all__ = [
+    "FRESH_STUDY_NAME",
     "StudySetup",
     "decode_splits",
     "encode_splits",
@@ -49,6 +50,10 @@ _SPLIT_KEY = 1
 _SAMPLER_KEY = 2
 
 Split = tuple[np.ndarray, np.ndarray]
+
+#: The name of the study that ``storage=None`` keeps (in memory, or in a temporary journal
+#: for several workers) when no ``study_name`` is given.
+FRESH_STUDY_NAME = "nncv"
 
 
 # ---------------------------------------------------------------------------- seeds

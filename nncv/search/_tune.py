@@ -93,7 +93,9 @@ def tune(
         processes can share; ``sqlite:///x.db`` or ``postgresql://…`` a database. The
         same storage and ``study_name`` again continue the study.
     study_name : str, optional
-        Default: a new unique name (a fresh study).
+        Default: a new unique name (a fresh study) in a given storage; ``"nncv"`` for the
+        fresh study of ``storage=None``, so that Hyperband's brackets, which Optuna draws
+        from the study name, are the same on every run with the same ``random_state``.
     n_workers : int, default=1
         Worker processes sharing the storage (an in-memory study uses a temporary
         journal file meanwhile); BLAS is limited to one thread in each.

@@ -189,3 +189,17 @@ def test_cross_validate_and_searchcv_refuse_a_stack_folds_that_is_not_a_bool(sta
         search.fit(X, y)
     # NumPy's bools are bools
     cross_validate(small_classifier(max_epochs=1), X, y, cv=2, stack_folds=np.False_)
+
+
+def test_hyperband_prunes_the_same_trials_on_every_run_of_an_in_memory_study(iris):
+    # Optuna draws Hyperband's brackets from the study name: the fresh study of
+    # storage=None has a fixed name, so the same random_state gives the same study.
+    X, y = iris
+    space = SearchSpace(learning_rate=Float(1e-3, 3e-2, log=True), dropout=Float(0.0, 0.3))
+    runs = []
+    for _ in range(2):
+        result = tune(X, y, small_classifier(max_epochs=9), space, n_trials=6, cv=3,
+                      pruner="hyperband", random_state=0, refit=False)  # fmt: skip
+        assert result.study.study_name == "nncv"
+        runs.append([(t.state, t.value, dict(t.intermediate_values)) for t in result.study.trials])
+    assert runs[0] == runs[1]
