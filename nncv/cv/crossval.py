@@ -306,6 +306,7 @@ def cross_validate(
     if not hasattr(estimator, "fit"):
         raise CVSetupError(f"estimator must have a fit method, got {type(estimator).__name__}")
     check_error_score(error_score)
+    check_n_jobs(n_jobs)
     check_stack_folds(stack_folds)
     check_backend(backend)
     check_training_data(X, estimator, CVSetupError)  # ragged, text, overflowing values
@@ -417,6 +418,17 @@ def _fit_fold_limited(*, caller_pid: int, **kwargs: Any) -> Any:
         return fit_fold(**kwargs, limit_blas=False)
     with one_blas_thread():
         return fit_fold(**kwargs, limit_blas=False)
+
+
+def check_n_jobs(n_jobs: Any) -> None:
+    """``n_jobs`` is None or a nonzero int (negative: all CPUs but ``-n_jobs - 1``, as
+    joblib), else a :class:`CVSetupError` naming it."""
+    if n_jobs is None:
+        return
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)):
+        raise CVSetupError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    if n_jobs == 0:
+        raise CVSetupError("n_jobs must not be 0: use None or 1 for one process, -1 for all CPUs")
 
 
 def check_stack_folds(stack_folds: Any, error: type[Exception] = CVSetupError) -> None:

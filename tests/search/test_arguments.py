@@ -203,3 +203,10 @@ def test_hyperband_prunes_the_same_trials_on_every_run_of_an_in_memory_study(iri
         assert result.study.study_name == "nncv"
         runs.append([(t.state, t.value, dict(t.intermediate_values)) for t in result.study.trials])
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "2", True])
+def test_cross_validate_refuses_an_n_jobs_that_joblib_cannot_take(n_jobs, iris):
+    X, y = iris
+    with pytest.raises(CVSetupError, match="n_jobs must"):
+        cross_validate(small_classifier(max_epochs=1), X, y, cv=2, n_jobs=n_jobs)
