@@ -51,7 +51,7 @@ from nncv.search._objective import FoldObjective, seeding_number
 from nncv.search._result import TuneResult, best_complete_trial
 from nncv.search._settings import SearchSettings
 from nncv.search._space_check import check_space_bounds
-from nncv.search._storage import fail_lost_trial, retry_races
+from nncv.search._storage import fail_lost_trial, retry_races, stop_heartbeat_threads
 from nncv.search._study import (
     FRESH_STUDY_NAME,
     StudySetup,
@@ -188,7 +188,10 @@ def _worker(
         ),
         also=(KeyError,),
     )
-    _optimize(study, objective, n_trials, timeout)
+    try:
+        _optimize(study, objective, n_trials, timeout)
+    finally:
+        stop_heartbeat_threads()  # this process runs one trial at a time: none beats now
     return worker
 
 
@@ -235,6 +238,8 @@ class Search:
         except KeyboardInterrupt:
             return True
         finally:
+            stop_heartbeat_threads()  # no trial of this run is left: a Ctrl-C may have left
+            # a heartbeat thread beating, which would keep this process from exiting
             self._collect()
         return False
 

@@ -28,6 +28,7 @@ import json
 import os
 import random
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -47,6 +48,7 @@ __all__ = [
     "make_storage",
     "retry_races",
     "set_study_attr_once",
+    "stop_heartbeat_threads",
     "study_names",
 ]
 
@@ -311,3 +313,31 @@ def study_names(storage: str | os.PathLike) -> list[str]:
         return []
     opened = make_storage(storage)
     return sorted(summary.study_name for summary in opened.get_all_studies())
+
+
+def stop_heartbeat_threads() -> int:
+    """Stop the Optuna heartbeat threads of this process; return how many were running.
+
+    Optuna beats a trial's heartbeat from a non-daemon thread that its ``with`` block stops
+    when the trial ends. A Ctrl-C that lands between the thread's start and that block, or
+    in the block's exit before it sets the thread's stop event, leaves the thread beating
+    for ever - and the interpreter waiting for it at exit, after the search itself has
+    returned. Call this when no trial of this process runs any more: each such thread is
+    given its stop event and ends at once.
+    """
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    beat = HeartbeatThread._record_heartbeat
+    stopped = 0
+    for thread in threading.enumerate():
+        # Thread keeps its target and arguments while the target runs (CPython's Thread.run)
+        if getattr(thread, "_target", None) is not beat:
+            continue
+        stop_event = next(
+            (arg for arg in getattr(thread, "_args", ()) if isinstance(arg, threading.Event)),
+            None,
+        )
+        if stop_event is not None:
+            stop_event.set()
+            stopped += 1
+    return stopped

@@ -131,6 +131,51 @@ def test_ctrl_c_keeps_every_finished_trial(tmp_path):
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
 
 
+# A Ctrl-C in the exit of a trial's heartbeat block, before it stops the heartbeat thread.
+LEAKED_HEARTBEAT_CHILD = textwrap.dedent(
+    """
+    import sys
+    import optuna
+    from optuna.storages._heartbeat import HeartbeatThread
+    from nncv.datasets import load
+    from nncv.search import tune
+    from tests.search.conftest import small_classifier, small_space
+
+    normal_exit, exits = HeartbeatThread.__exit__, []
+
+    def interrupted_exit(self, *exc_info):  # trial 2: SIGINT lands before the stop event is set
+        exits.append(self)
+        if len(exits) == 2:
+            raise KeyboardInterrupt
+        return normal_exit(self, *exc_info)
+
+    HeartbeatThread.__exit__ = interrupted_exit
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    X, y = load("iris")
+    result = tune(X, y, small_classifier(max_epochs=2), small_space(), n_trials=3, cv=2,
+                  storage=sys.argv[1], study_name="s", random_state=0, refit=False)
+    print("interrupted" if result.interrupted else "finished", flush=True)
+    """
+)
+
+
+def test_ctrl_c_that_leaves_a_heartbeat_thread_beating_does_not_keep_the_process_alive(tmp_path):
+    # Optuna's heartbeat thread is not a daemon: left beating, it kept the interpreter from
+    # exiting after tune had returned (seen once in CI: the Ctrl-C test's child never ended).
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-c", LEAKED_HEARTBEAT_CHILD, str(tmp_path / "study.log")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["interrupted"]
+
+
 # ------------------------------------------------------------------ refused before any trial
 def _n_trials(path, name="s") -> int:
     return len(optuna.load_study(study_name=name, storage=_journal(path)).trials)
