@@ -126,6 +126,30 @@ def _declared_dead(error: Exception) -> bool:
     return isinstance(error, ValueError) and str(error).startswith("Cannot tell a FAIL trial")
 
 
+def end_trials_left_running(study: optuna.Study) -> None:
+    """When this process's trials are over: stop any heartbeat thread still beating and fail
+    (without enqueueing them again) the trials it left RUNNING.
+
+    A Ctrl-C that lands in Optuna's own bookkeeping around a trial - after it started the
+    trial's heartbeat thread, before it recorded the trial's end - leaves that trial
+    RUNNING and its (non-daemon) heartbeat thread beating, which keeps the process from
+    exiting (see :func:`~nncv.search._storage.stop_heartbeat_threads`). Such a trial ends
+    FAIL, as Optuna ends a trial interrupted inside its objective. Only for a process that
+    runs one trial at a time.
+    """
+    beating = set(stop_heartbeat_threads())
+    me = worker_name()
+    try:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    except Exception:  # the storage is gone (e.g. a database down): nothing more to do here
+        return
+    for trial in running:
+        if trial._trial_id in beating or trial.system_attrs.get("nncv_worker") == me:
+            fail_lost_trial(
+                study, trial, "interrupted before Optuna recorded the trial's end", retry=False
+            )
+
+
 def _optimize(
     study: optuna.Study, objective: FoldObjective, n_trials: int | None, timeout: float | None
 ) -> None:
@@ -191,7 +215,7 @@ def _worker(
     try:
         _optimize(study, objective, n_trials, timeout)
     finally:
-        stop_heartbeat_threads()  # this process runs one trial at a time: none beats now
+        end_trials_left_running(study)  # this process runs one trial at a time
     return worker
 
 
@@ -227,10 +251,11 @@ class Search:
     def run(self, n_trials: int | None, timeout: float | None) -> bool:
         """Optimise; return True when interrupted by Ctrl-C (finished trials are kept)."""
         n_existing = len(self.study.get_trials(deepcopy=False))
+        in_process = not self.on_dask and self.n_workers == 1
         try:
             if self.on_dask:
                 self._run_on_dask(n_trials, timeout)
-            elif self.n_workers == 1:
+            elif in_process:
                 self.study.sampler = make_sampler(self.sampler, self.setup.seed, n_existing, 0)
                 _optimize(self.study, self.objective, n_trials, timeout)
             else:
@@ -238,8 +263,8 @@ class Search:
         except KeyboardInterrupt:
             return True
         finally:
-            stop_heartbeat_threads()  # no trial of this run is left: a Ctrl-C may have left
-            # a heartbeat thread beating, which would keep this process from exiting
+            if in_process:
+                end_trials_left_running(self.study)
             self._collect()
         return False
 

@@ -315,29 +315,28 @@ def study_names(storage: str | os.PathLike) -> list[str]:
     return sorted(summary.study_name for summary in opened.get_all_studies())
 
 
-def stop_heartbeat_threads() -> int:
-    """Stop the Optuna heartbeat threads of this process; return how many were running.
+def stop_heartbeat_threads() -> list[int]:
+    """Stop the Optuna heartbeat threads of this process; return their trials' ids.
 
     Optuna beats a trial's heartbeat from a non-daemon thread that its ``with`` block stops
     when the trial ends. A Ctrl-C that lands between the thread's start and that block, or
     in the block's exit before it sets the thread's stop event, leaves the thread beating
     for ever - and the interpreter waiting for it at exit, after the search itself has
-    returned. Call this when no trial of this process runs any more: each such thread is
-    given its stop event and ends at once.
+    returned - and its trial RUNNING. Call this when no trial of this process runs any more:
+    each such thread is given its stop event and ends at once.
     """
     from optuna.storages._heartbeat import HeartbeatThread
 
     beat = HeartbeatThread._record_heartbeat
-    stopped = 0
+    trial_ids = []
     for thread in threading.enumerate():
-        # Thread keeps its target and arguments while the target runs (CPython's Thread.run)
+        # Thread keeps its target and arguments while the target runs (CPython's Thread.run):
+        # here (trial_id, storage, stop_event)
         if getattr(thread, "_target", None) is not beat:
             continue
-        stop_event = next(
-            (arg for arg in getattr(thread, "_args", ()) if isinstance(arg, threading.Event)),
-            None,
-        )
+        arguments = getattr(thread, "_args", ())
+        stop_event = next((a for a in arguments if isinstance(a, threading.Event)), None)
         if stop_event is not None:
             stop_event.set()
-            stopped += 1
-    return stopped
+            trial_ids.extend(a for a in arguments[:1] if isinstance(a, int))
+    return trial_ids

@@ -174,6 +174,10 @@ def test_ctrl_c_that_leaves_a_heartbeat_thread_beating_does_not_keep_the_process
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["interrupted"]
+    # the interrupted trial (the second) ends FAIL, not RUNNING; the first is kept
+    trials = optuna.load_study(study_name="s", storage=_journal(tmp_path / "study.log")).trials
+    assert [t.state for t in trials] == [COMPLETE, optuna.trial.TrialState.FAIL]
+    assert "interrupted" in trials[1].user_attrs["fail_reason"]
 
 
 # ------------------------------------------------------------------ refused before any trial
