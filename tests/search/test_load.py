@@ -71,7 +71,12 @@ def _kill_mid_trial(spec: str, victim: subprocess.Popen, limit_s: float = 300) -
         running = [t for t in mine if t.state == State.RUNNING]
         if sum(t.state == State.COMPLETE for t in mine) >= 2 and running:
             victim.send_signal(signal.SIGSTOP)
-            trials = study.get_trials(deepcopy=False)
+            try:
+                trials = study.get_trials(deepcopy=False)
+            except optuna.exceptions.StorageInternalError:
+                # stopped holding SQLite's write lock ("database is locked"): let it go on
+                victim.send_signal(signal.SIGCONT)
+                continue
             if any(t.number == running[0].number and t.state == State.RUNNING for t in trials):
                 victim.send_signal(signal.SIGKILL)
                 victim.wait(30)
