@@ -287,13 +287,12 @@ class StackedNetwork:
                     " for a stack whose first layer folds its bias into the product"
                 )
             ones_column = inputs
-        augmented = ones_column
         self._dropout_active = training
         values = inputs
         for kind, layer, buffer, extra in plan:
             if kind is _DENSE:
-                values = layer.forward(values, buffer, augmented)
-                augmented = None
+                values = layer.forward(values, buffer, ones_column)  # the first layer's only
+                ones_column = None
             elif kind is _BATCH_NORM:
                 values = layer.forward(values, buffer, training=training, row_scale=row_scale)
             elif kind is _ACTIVATION:
