@@ -7,10 +7,15 @@ import numpy as np
 __all__ = ["accuracy", "r2", "weighted_mean"]
 
 
+def _weighs_nothing(sample_weight: np.ndarray | None) -> bool:
+    """Whether the rows' weights sum to zero (or NaN): such rows have no score."""
+    return sample_weight is not None and not np.sum(sample_weight, dtype=np.float64) != 0
+
+
 def weighted_mean(values: np.ndarray, sample_weight: np.ndarray | None) -> float:
     """``np.average(values, weights=sample_weight)``, NaN where the weights sum to zero (held-out
     rows that all weigh nothing have no score; NumPy would raise ZeroDivisionError)."""
-    if sample_weight is not None and not np.sum(sample_weight, dtype=np.float64) != 0:
+    if _weighs_nothing(sample_weight):
         return float("nan")
     return float(np.average(values, weights=sample_weight))
 
@@ -30,9 +35,9 @@ def accuracy(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = No
 
 def r2(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """Coefficient of determination, uniformly averaged over outputs (scikit-learn's default)."""
-    weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    if not weights.sum() != 0:  # no rows weigh anything: no score (as weighted_mean)
+    if _weighs_nothing(sample_weight):
         return float("nan")
+    weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
     weights = weights[:, None]
     y = y.astype(np.float64, copy=False)
     residual = (weights * (y - p) ** 2).sum(axis=0)
